@@ -1,0 +1,34 @@
+"""keras-rnnx: recurrent layers for Keras 3 that run the fastest correct kernel.
+
+A drop-in for `keras.layers`' recurrent layers and cells on the TensorFlow,
+PyTorch and JAX backends.
+"""
+
+from keras_rnnx.cells.gru import GRUCell
+from keras_rnnx.cells.lstm import LSTMCell
+from keras_rnnx.cells.simple_rnn import SimpleRNNCell
+from keras_rnnx.cells.stacked import StackedRNNCells
+from keras_rnnx.explain import explain
+from keras_rnnx.layers.bidirectional import Bidirectional
+from keras_rnnx.layers.gru import GRU
+from keras_rnnx.layers.lstm import LSTM
+from keras_rnnx.layers.rnn import RNN
+from keras_rnnx.layers.simple_rnn import SimpleRNN
+from keras_rnnx.registry import register_cell, registered_cells
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "Bidirectional",
+    "GRUCell",
+    "LSTMCell",
+    "SimpleRNN",
+    "SimpleRNNCell",
+    "StackedRNNCells",
+    "explain",
+    "register_cell",
+    "registered_cells",
+]

@@ -1,0 +1,1 @@
+"""Cells: one recurrent step each; `keras_rnnx.RNN` runs them over time."""

@@ -1,0 +1,336 @@
+"""What every cell shares: the state-size convention and fixed dropout masks.
+
+A cell maps `(inputs_t, states_t) -> (output_t, states_t+1)` for one step and
+knows nothing about time; `keras_rnnx.RNN` owns the loop.
+
+## The `state_size` / `output_size` convention
+
+`state_size` describes the structure of a cell's states:
+
+* at the top level, an `int` is one state of shape `(batch, n)`, and a list or
+  tuple holds one entry per state (as in Keras: `LSTMCell.state_size == [n, n]`);
+* below the top level, an `int` is a state of shape `(batch, n)`; a tuple of
+  ints (or a `TensorShape`) is **one** state of that shape, e.g. `(20, 30)` is a
+  state of shape `(batch, 20, 30)`; a list is a **group** of states, e.g. one
+  stacked cell's states; a dict is a group of named states.
+
+So `[10, (20, 30)]` is two states, `(batch, 10)` and `(batch, 20, 30)`, while
+`[10, [20, 30]]` is a state `(batch, 10)` and a group of two `(batch, 20)`,
+`(batch, 30)` states, which is how `StackedRNNCells` reports its cells' states.
+`output_size` follows the below-the-top-level rule everywhere: an int or a
+shape tuple is one output, a list or dict is a structure of outputs.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+def _is_shape(size) -> bool:
+    if hasattr(size, "as_list"):  # tf.TensorShape, without importing tensorflow
+        return True
+    return isinstance(size, tuple) and all(isinstance(d, int) for d in size)
+
+
+def size_to_shapes(size, top_level: bool = False):
+    """Turn a `state_size`/`output_size` into a structure of shape tuples.
+
+    Shapes exclude the batch dimension. Leaves are returned as `Shape` objects so
+    that `keras.tree` treats them as leaves, not as tuples to recurse into.
+    """
+    if isinstance(size, int) and not isinstance(size, bool):
+        return Shape((size,))
+    if isinstance(size, dict):
+        return {k: size_to_shapes(v) for k, v in size.items()}
+    if isinstance(size, list) or (top_level and isinstance(size, tuple)):
+        return [size_to_shapes(s) for s in size]
+    if _is_shape(size):
+        dims = size.as_list() if hasattr(size, "as_list") else list(size)
+        return Shape(tuple(dims))
+    raise TypeError(
+        "Expected a state or output size to be an int, a tuple of ints, a "
+        f"TensorShape, or a list/dict of those. Received: {size!r}"
+    )
+
+
+class Shape:
+    """A per-example shape; a leaf for `keras.tree` (a plain tuple is not)."""
+
+    __slots__ = ("dims",)
+
+    def __init__(self, dims: tuple):
+        self.dims = tuple(dims)
+
+    def __repr__(self):
+        return f"Shape{self.dims}"
+
+
+def state_shapes(cell):
+    """The structure of state shapes (batch excluded) that `cell` declares."""
+    return size_to_shapes(cell.state_size, top_level=True)
+
+
+def output_shapes(cell):
+    """The structure of output shapes (batch excluded) of one step of `cell`.
+
+    Cells without `output_size` output their first state, as in Keras.
+    """
+    size = getattr(cell, "output_size", None)
+    if size is None:
+        return keras.tree.flatten(state_shapes(cell))[0]
+    return size_to_shapes(size)
+
+
+def zeros_for(shapes, batch_size, dtype):
+    """Zero tensors `(batch_size, *shape)` for a structure of `Shape` leaves."""
+    return keras.tree.map_structure(
+        lambda s: ops.zeros((batch_size, *s.dims), dtype=dtype), shapes
+    )
+
+
+class DropoutMasks:
+    """Fixed-per-sequence dropout masks for a cell, as Keras's DropoutRNNCell.
+
+    The RNN layer asks for the masks once before the time loop (so the loop
+    itself is stateless, which `lax.scan` needs) and resets them after it. The
+    method names match Keras's, so Keras's `RNN` can drive these cells too.
+    A cell using this mixin has `dropout`, `recurrent_dropout` and
+    `seed_generator`; `dropout_mask_count` (gates with their own masks) is set
+    when recurrent dropout is on, as Keras does, so seeded masks match Keras's.
+    """
+
+    dropout_mask_count: int | None = None
+
+    def _create_dropout_mask(self, step_input, rate):
+        ones = ops.ones_like(step_input)
+        if self.dropout_mask_count is None:
+            return keras.random.dropout(ones, rate=rate, seed=self.seed_generator)
+        return [
+            keras.random.dropout(ones, rate=rate, seed=self.seed_generator)
+            for _ in range(self.dropout_mask_count)
+        ]
+
+    def get_dropout_mask(self, step_input):
+        """The input dropout mask for this sequence (created on first use).
+
+        Args:
+            step_input: one time step of the input, `(batch, features)`.
+
+        Returns:
+            A mask tensor (a list of them, one per gate, when recurrent dropout
+            is on), or `None` when `dropout` is 0.
+        """
+        if getattr(self, "_dropout_mask", None) is None and self.dropout > 0:
+            self._dropout_mask = self._create_dropout_mask(step_input, self.dropout)
+        return getattr(self, "_dropout_mask", None)
+
+    def get_recurrent_dropout_mask(self, state):
+        """The recurrent dropout mask for this sequence (created on first use).
+
+        Args:
+            state: the previous output state, `(batch, units)`.
+
+        Returns:
+            A mask tensor (or a list, one per gate), or `None` when
+            `recurrent_dropout` is 0.
+        """
+        if (
+            getattr(self, "_recurrent_dropout_mask", None) is None
+            and self.recurrent_dropout > 0
+        ):
+            self._recurrent_dropout_mask = self._create_dropout_mask(
+                state, self.recurrent_dropout
+            )
+        return getattr(self, "_recurrent_dropout_mask", None)
+
+    def reset_dropout_mask(self):
+        """Forget the input dropout mask, so the next sequence draws a new one."""
+        self._dropout_mask = None
+
+    def reset_recurrent_dropout_mask(self):
+        """Forget the recurrent dropout mask."""
+        self._recurrent_dropout_mask = None
+
+
+def per_gate(mask, gates: int):
+    """A dropout mask as one entry per gate (`None` entries when absent)."""
+    if mask is None:
+        return [None] * gates
+    if isinstance(mask, (list, tuple)):
+        return list(mask)
+    return [mask] * gates
+
+
+def apply_mask(x, mask):
+    return x if mask is None else x * mask
+
+
+def _get_option(getter, argument, value):
+    """`keras.<kind>.get(value)`, with an error that names the argument."""
+    try:
+        return getter(value)
+    except (ValueError, TypeError) as e:
+        raise ValueError(
+            f"Could not interpret `{argument}`. Expected a known name, a "
+            f"callable or a config dict. Received: {argument}={value!r}"
+        ) from e
+
+
+# Option name -> (getter, serializer); derived from the argument's suffix.
+_OPTION_KINDS = {
+    "activation": (keras.activations.get, keras.activations.serialize),
+    "initializer": (keras.initializers.get, keras.initializers.serialize),
+    "regularizer": (keras.regularizers.get, keras.regularizers.serialize),
+    "constraint": (keras.constraints.get, keras.constraints.serialize),
+}
+
+
+def _option_kind(name: str):
+    return _OPTION_KINDS.get(name.rsplit("_", 1)[-1])
+
+
+class BuiltinCell(keras.layers.Layer, DropoutMasks):
+    """Shared constructor, weights and config of SimpleRNN, GRU and LSTM cells.
+
+    Subclasses set `gates` (weight blocks per unit) and list their extra
+    options in `extra_options`; `get_config` is derived from the options.
+    """
+
+    gates = 1
+    extra_options: tuple[str, ...] = ()
+    options = (
+        "units",
+        "activation",
+        "use_bias",
+        "kernel_initializer",
+        "recurrent_initializer",
+        "bias_initializer",
+        "kernel_regularizer",
+        "recurrent_regularizer",
+        "bias_regularizer",
+        "kernel_constraint",
+        "recurrent_constraint",
+        "bias_constraint",
+        "dropout",
+        "recurrent_dropout",
+        "seed",
+    )
+
+    def __init__(
+        self,
+        units,
+        *,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+            raise ValueError(
+                "Expected `units` to be a positive integer. "
+                f"Received: units={units!r}"
+            )
+        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+                raise ValueError(
+                    f"Expected `{name}` to be a float in [0, 1]. "
+                    f"Received: {name}={rate!r}"
+                )
+        kwargs.pop("implementation", None)  # Keras's; the kernel choice is ours
+        super().__init__(**kwargs)
+        self.units = units
+        self.use_bias = use_bias
+        self.dropout = float(dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed=seed)
+        if self.recurrent_dropout:
+            # As Keras's `implementation=1`: one mask per gate.
+            self.dropout_mask_count = self.gates if self.gates > 1 else None
+        for name, value in (
+            ("activation", activation),
+            ("kernel_initializer", kernel_initializer),
+            ("recurrent_initializer", recurrent_initializer),
+            ("bias_initializer", bias_initializer),
+            ("kernel_regularizer", kernel_regularizer),
+            ("recurrent_regularizer", recurrent_regularizer),
+            ("bias_regularizer", bias_regularizer),
+            ("kernel_constraint", kernel_constraint),
+            ("recurrent_constraint", recurrent_constraint),
+            ("bias_constraint", bias_constraint),
+        ):
+            self._set_option(name, value)
+        self.output_size = units
+
+    def _set_option(self, name, value):
+        setattr(self, name, _get_option(_option_kind(name)[0], name, value))
+
+    def _add_weight(self, role, shape, initializer=None):
+        """`kernel`, `recurrent_kernel` or `bias`, with that role's options."""
+        prefix = role.split("_")[0] if role != "bias" else "bias"
+        return self.add_weight(
+            shape=shape,
+            name=role,
+            initializer=initializer or getattr(self, f"{prefix}_initializer"),
+            regularizer=getattr(self, f"{prefix}_regularizer"),
+            constraint=getattr(self, f"{prefix}_constraint"),
+        )
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        # kernel (I, gates*H), recurrent_kernel (H, gates*H), bias (gates*H,)
+        self.kernel = self._add_weight("kernel", (input_dim, self.gates * self.units))
+        self.recurrent_kernel = self._add_weight(
+            "recurrent_kernel", (self.units, self.gates * self.units)
+        )
+        self.bias = (
+            self._add_weight("bias", self.bias_shape(), self.bias_initializer_fn())
+            if self.use_bias
+            else None
+        )
+
+    def bias_shape(self):
+        return (self.gates * self.units,)
+
+    def bias_initializer_fn(self):
+        return self.bias_initializer
+
+    def masks(self, inputs, h_tm1, training):
+        """The dropout masks for this step, one entry per gate (or `None`s)."""
+        if not training:
+            return [None] * self.gates, [None] * self.gates
+        return (
+            per_gate(self.get_dropout_mask(inputs), self.gates),
+            per_gate(self.get_recurrent_dropout_mask(h_tm1), self.gates),
+        )
+
+    def get_initial_state(self, batch_size=None):
+        """Zero states, one `(batch_size, units)` tensor per state.
+
+        Args:
+            batch_size: the batch size (an int or a scalar tensor).
+
+        Returns:
+            A list of zero tensors in the cell's compute dtype.
+        """
+        return zeros_for(state_shapes(self), batch_size, self.compute_dtype)
+
+    def get_config(self):
+        config = {}
+        for name in self.options + self.extra_options:
+            value = getattr(self, name)
+            kind = _option_kind(name)
+            config[name] = kind[1](value) if kind else value
+        return {**super().get_config(), **config}

@@ -1,0 +1,122 @@
+"""The gated recurrent unit cell (Cho et al., 2014)."""
+
+from __future__ import annotations
+
+from keras import ops
+
+from keras_rnnx.cells.base import BuiltinCell, apply_mask
+from keras_rnnx.registry import register_cell
+
+
+@register_cell
+class GRUCell(BuiltinCell):
+    """One GRU step; a drop-in for `keras.layers.GRUCell`.
+
+    Gates in Keras's order z (update), r (reset), h (candidate):
+
+        z = σ(x W_z + b_z + h_{t-1} U_z + b'_z)
+        r = σ(x W_r + b_r + h_{t-1} U_r + b'_r)
+        reset_after=True  (cuDNN's form):  ĥ = act(x W_h + b_h + r * (h_{t-1} U_h + b'_h))
+        reset_after=False (original form): ĥ = act(x W_h + b_h + (r * h_{t-1}) U_h)
+        h_t = z * h_{t-1} + (1 - z) * ĥ
+
+    `kernel (features, 3 units)`, `recurrent_kernel (units, 3 units)`; `bias` is
+    `(2, 3 units)` = (input bias b, recurrent bias b') with `reset_after=True`,
+    else `(3 units,)` (no recurrent bias).
+
+    Args:
+        units: positive int, the size of the state and the output.
+        activation: activation of the candidate (default `"tanh"`).
+        recurrent_activation: activation of the gates (default `"sigmoid"`).
+        use_bias: whether to add biases.
+        reset_after: apply the reset gate after the recurrent matmul (default
+            `True`, the cuDNN-compatible form).
+        kernel_initializer, recurrent_initializer, bias_initializer: initializers.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: regularizers.
+        kernel_constraint, recurrent_constraint, bias_constraint: constraints.
+        dropout: fraction of the inputs to drop, in [0, 1].
+        recurrent_dropout: fraction of `h_{t-1}` to drop, in [0, 1].
+        seed: int seed for the dropout masks.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Returns:
+        Called as `cell(inputs, states, training=False)`: `(h_t, [h_t])`
+        (`h_t` alone when `states` is a single tensor).
+
+    Raises:
+        ValueError: `units` not a positive int, an unknown option name, or a
+            dropout rate outside [0, 1].
+
+    Example:
+        >>> import numpy as np, keras_rnnx
+        >>> layer = keras_rnnx.RNN(keras_rnnx.GRUCell(4), return_sequences=True)
+        >>> layer(np.zeros((2, 3, 5), "float32")).shape
+        (2, 3, 4)
+    """
+
+    gates = 3
+    extra_options = ("recurrent_activation", "reset_after")
+
+    def __init__(self, units, *, recurrent_activation="sigmoid", reset_after=True, **kwargs):
+        super().__init__(units, **kwargs)
+        self._set_option("recurrent_activation", recurrent_activation)
+        self.reset_after = reset_after
+        self.state_size = units
+
+    def bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def call(self, inputs, states, training=False):
+        nested = isinstance(states, (list, tuple))
+        h_tm1 = states[0] if nested else states
+        units = self.units
+        input_bias = recurrent_bias = None
+        if self.bias is not None:
+            if self.reset_after:
+                input_bias, recurrent_bias = self.bias[0], self.bias[1]
+            else:
+                input_bias = self.bias
+        dp, rdp = self.masks(inputs, h_tm1, training)
+        if self.dropout_mask_count is None or not training:
+            x = ops.matmul(apply_mask(inputs, dp[0]), self.kernel)
+            if input_bias is not None:
+                x = ops.add(x, input_bias)
+            x_z, x_r, x_h = ops.split(x, 3, axis=-1)
+            if self.reset_after:
+                inner = ops.matmul(h_tm1, self.recurrent_kernel)
+                if recurrent_bias is not None:
+                    inner = inner + recurrent_bias
+            else:
+                inner = ops.matmul(h_tm1, self.recurrent_kernel[:, : 2 * units])
+            u_z, u_r = inner[:, :units], inner[:, units : 2 * units]
+            z = self.recurrent_activation(x_z + u_z)
+            r = self.recurrent_activation(x_r + u_r)
+            if self.reset_after:
+                u_h = r * inner[:, 2 * units :]
+            else:
+                u_h = ops.matmul(r * h_tm1, self.recurrent_kernel[:, 2 * units :])
+        else:  # one dropout mask per gate
+            kernels = ops.split(self.kernel, 3, axis=1)
+            recurrent = ops.split(self.recurrent_kernel, 3, axis=1)
+            x_z, x_r, x_h = (ops.matmul(apply_mask(inputs, m), k) for m, k in zip(dp, kernels))
+            if input_bias is not None:
+                b_z, b_r, b_h = ops.split(input_bias, 3, axis=0)
+                x_z, x_r, x_h = x_z + b_z, x_r + b_r, x_h + b_h
+            h_z, h_r, h_h = (apply_mask(h_tm1, m) for m in rdp)
+            u_z = ops.matmul(h_z, recurrent[0])
+            u_r = ops.matmul(h_r, recurrent[1])
+            if self.reset_after and recurrent_bias is not None:
+                rb_z, rb_r, rb_h = ops.split(recurrent_bias, 3, axis=0)
+                u_z, u_r = u_z + rb_z, u_r + rb_r
+            z = self.recurrent_activation(x_z + u_z)
+            r = self.recurrent_activation(x_r + u_r)
+            if self.reset_after:
+                u_h = ops.matmul(h_h, recurrent[2])
+                if recurrent_bias is not None:
+                    u_h = u_h + rb_h
+                u_h = r * u_h
+            else:
+                u_h = ops.matmul(r * h_h, recurrent[2])
+        hh = self.activation(x_h + u_h)
+        h = z * h_tm1 + (1 - z) * hh
+        return h, [h] if nested else h

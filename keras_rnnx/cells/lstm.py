@@ -1,0 +1,106 @@
+"""The long short-term memory cell (Hochreiter & Schmidhuber, 1997)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_rnnx.cells.base import BuiltinCell, apply_mask
+from keras_rnnx.registry import register_cell
+
+
+@register_cell
+class LSTMCell(BuiltinCell):
+    """One LSTM step; a drop-in for `keras.layers.LSTMCell`.
+
+    Gates in Keras's (and cuDNN's) order i, f, c, o:
+
+        z = x_t W + h_{t-1} U + b            # (batch, 4 units)
+        i = σ(z_i), f = σ(z_f), o = σ(z_o)    # σ = recurrent_activation
+        c_t = f * c_{t-1} + i * act(z_c)      # act = activation
+        h_t = o * act(c_t)
+
+    `W = kernel (features, 4 units)`, `U = recurrent_kernel (units, 4 units)`,
+    `b = bias (4 units,)`. States are `[h, c]`.
+
+    Args:
+        units: positive int, the size of `h` and `c`.
+        activation: activation of the candidate and the output (default `"tanh"`).
+        recurrent_activation: activation of the gates (default `"sigmoid"`).
+        use_bias: whether to add `bias`.
+        unit_forget_bias: initialise the forget-gate bias to 1 (default `True`).
+        kernel_initializer, recurrent_initializer, bias_initializer: initializers.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: regularizers.
+        kernel_constraint, recurrent_constraint, bias_constraint: constraints.
+        dropout: fraction of the inputs to drop, in [0, 1].
+        recurrent_dropout: fraction of `h_{t-1}` to drop, in [0, 1] (then each
+            gate draws its own masks, as Keras does).
+        seed: int seed for the dropout masks.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Returns:
+        Called as `cell(inputs, [h, c], training=False)`: `(h_t, [h_t, c_t])`.
+
+    Raises:
+        ValueError: `units` not a positive int, an unknown option name, or a
+            dropout rate outside [0, 1].
+
+    Example:
+        >>> import numpy as np, keras_rnnx
+        >>> layer = keras_rnnx.RNN(keras_rnnx.LSTMCell(4), return_state=True)
+        >>> out, h, c = layer(np.zeros((2, 3, 5), "float32"))
+        >>> out.shape, c.shape
+        ((2, 4), (2, 4))
+    """
+
+    gates = 4
+    extra_options = ("recurrent_activation", "unit_forget_bias")
+
+    def __init__(
+        self, units, *, recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs
+    ):
+        super().__init__(units, **kwargs)
+        self._set_option("recurrent_activation", recurrent_activation)
+        self.unit_forget_bias = unit_forget_bias
+        self.state_size = [units, units]
+
+    def bias_initializer_fn(self):
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        units, init = self.units, self.bias_initializer
+
+        def initializer(_, *args, **kwargs):
+            ones = keras.initializers.get("ones")
+            return ops.concatenate(
+                [
+                    init((units,), *args, **kwargs),
+                    ones((units,), *args, **kwargs),
+                    init((2 * units,), *args, **kwargs),
+                ]
+            )
+
+        return initializer
+
+    def call(self, inputs, states, training=False):
+        h_tm1, c_tm1 = states[0], states[1]
+        dp, rdp = self.masks(inputs, h_tm1, training)
+        if self.dropout_mask_count is None or not training:
+            z = ops.matmul(apply_mask(inputs, dp[0]), self.kernel)
+            z = ops.add(z, ops.matmul(h_tm1, self.recurrent_kernel))
+            if self.bias is not None:
+                z = ops.add(z, self.bias)
+            z_i, z_f, z_c, z_o = ops.split(z, 4, axis=1)
+        else:  # one dropout mask per gate
+            kernels = ops.split(self.kernel, 4, axis=1)
+            recurrent = ops.split(self.recurrent_kernel, 4, axis=1)
+            biases = ops.split(self.bias, 4, axis=0) if self.bias is not None else [0] * 4
+            z_i, z_f, z_c, z_o = (
+                ops.matmul(apply_mask(inputs, m), k) + b + ops.matmul(apply_mask(h_tm1, r), u)
+                for m, k, b, r, u in zip(dp, kernels, biases, rdp, recurrent)
+            )
+        i = self.recurrent_activation(z_i)
+        f = self.recurrent_activation(z_f)
+        c = f * c_tm1 + i * self.activation(z_c)
+        o = self.recurrent_activation(z_o)
+        h = o * self.activation(c)
+        return h, [h, c]

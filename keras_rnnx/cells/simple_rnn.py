@@ -1,0 +1,60 @@
+"""The fully connected recurrent cell."""
+
+from __future__ import annotations
+
+from keras import ops
+
+from keras_rnnx.cells.base import BuiltinCell, apply_mask
+from keras_rnnx.registry import register_cell
+
+
+@register_cell
+class SimpleRNNCell(BuiltinCell):
+    """One step of a fully connected RNN; a drop-in for `keras.layers.SimpleRNNCell`.
+
+    h_t = activation(x_t W + b + h_{t-1} U)
+
+    with `W = kernel (features, units)`, `U = recurrent_kernel (units, units)`,
+    `b = bias (units,)`. Dropout masks (fixed per sequence) multiply `x_t` and
+    `h_{t-1}` in training.
+
+    Args:
+        units: positive int, the size of the state and the output.
+        activation: activation name or callable (default `"tanh"`; `None` is linear).
+        use_bias: whether to add `bias`.
+        kernel_initializer, recurrent_initializer, bias_initializer: initializers.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: regularizers.
+        kernel_constraint, recurrent_constraint, bias_constraint: constraints.
+        dropout: fraction of the inputs to drop, in [0, 1].
+        recurrent_dropout: fraction of the recurrent state to drop, in [0, 1].
+        seed: int seed for the dropout masks.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Returns:
+        Called as `cell(inputs, states, training=False)`: `(h_t, [h_t])`.
+
+    Raises:
+        ValueError: `units` not a positive int, an unknown option name, or a
+            dropout rate outside [0, 1].
+
+    Example:
+        >>> import numpy as np, keras_rnnx
+        >>> layer = keras_rnnx.RNN(keras_rnnx.SimpleRNNCell(4))
+        >>> layer(np.zeros((2, 3, 5), "float32")).shape
+        (2, 4)
+    """
+
+    def __init__(self, units, **kwargs):
+        super().__init__(units, **kwargs)
+        self.state_size = units
+
+    def call(self, inputs, states, training=False):
+        h_tm1 = states[0] if isinstance(states, (list, tuple)) else states
+        (dp,), (rdp,) = self.masks(inputs, h_tm1, training)
+        h = ops.matmul(apply_mask(inputs, dp), self.kernel)
+        if self.bias is not None:
+            h = ops.add(h, self.bias)
+        h = h + ops.matmul(apply_mask(h_tm1, rdp), self.recurrent_kernel)
+        if self.activation is not None:
+            h = self.activation(h)
+        return h, [h] if isinstance(states, (list, tuple)) else h

@@ -1,0 +1,133 @@
+"""Several cells run as one: each step feeds one cell's output to the next."""
+
+from __future__ import annotations
+
+import inspect
+
+import keras
+
+from keras_rnnx.cells.base import output_shapes, state_shapes, zeros_for
+from keras_rnnx.registry import register_cell
+
+
+def accepts_training(cell) -> bool:
+    """Whether `cell.call` takes a `training` argument."""
+    try:
+        return "training" in inspect.signature(cell.call).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def initial_state(cell, batch_size, dtype):
+    """`cell.get_initial_state(batch_size)` if it has one, else zeros."""
+    get = getattr(cell, "get_initial_state", None)
+    if get is not None:
+        state = get(batch_size=batch_size)
+        # Keras cells return lists; keep one level of list at the top.
+        return list(state) if isinstance(state, (list, tuple)) else [state]
+    state = zeros_for(state_shapes(cell), batch_size, dtype)
+    return state if isinstance(state, list) else [state]
+
+
+@register_cell
+class StackedRNNCells(keras.layers.Layer):
+    """Cells stacked in one time step; a drop-in for `keras.layers.StackedRNNCells`.
+
+    At each step, cell k reads cell k-1's output; the states are one group per
+    cell (`state_size == [cell.state_size for cell in cells]`, a cell's own
+    tuple of states shown as a list, see the state-size convention in
+    `keras_rnnx.cells.base`).
+
+    Args:
+        cells: a list of cells (layers with `call(inputs, states)` and
+            `state_size`).
+        **kwargs: `keras.layers.Layer` arguments.
+
+    Returns:
+        Called as `cell(inputs, states, training=False)`: the last cell's
+        output and the list of every cell's new states.
+
+    Raises:
+        ValueError: a cell without a `call` method or a `state_size`.
+
+    Example:
+        >>> import numpy as np, keras_rnnx
+        >>> cells = [keras_rnnx.LSTMCell(8), keras_rnnx.GRUCell(4)]
+        >>> layer = keras_rnnx.RNN(keras_rnnx.StackedRNNCells(cells))
+        >>> layer(np.zeros((2, 3, 5), "float32")).shape
+        (2, 4)
+    """
+
+    def __init__(self, cells, **kwargs):
+        super().__init__(**kwargs)
+        for cell in cells:
+            if not callable(getattr(cell, "call", None)):
+                raise ValueError(
+                    f"Expected every cell to have a `call` method. Received: cell={cell!r}"
+                )
+            if getattr(cell, "state_size", None) is None:
+                raise ValueError(
+                    f"Expected every cell to have a `state_size`. Received: cell={cell!r}"
+                )
+        self.cells = list(cells)
+
+    @property
+    def state_size(self):
+        return [
+            list(c.state_size) if isinstance(c.state_size, tuple) else c.state_size
+            for c in self.cells
+        ]
+
+    @property
+    def output_size(self):
+        last = self.cells[-1]
+        if getattr(last, "output_size", None) is not None:
+            return last.output_size
+        return keras.tree.flatten(state_shapes(last))[0].dims
+
+    def get_initial_state(self, batch_size=None):
+        """One list of initial states per cell.
+
+        Args:
+            batch_size: the batch size.
+
+        Returns:
+            A list with each cell's initial states.
+        """
+        return [initial_state(c, batch_size, self.compute_dtype) for c in self.cells]
+
+    def build(self, input_shape):
+        batch = keras.tree.flatten(input_shape)[0]
+        for cell in self.cells:
+            if isinstance(cell, keras.layers.Layer) and not cell.built:
+                cell.build(input_shape)
+            out = keras.tree.flatten(output_shapes(cell))[0]
+            input_shape = (batch, *out.dims)
+
+    def call(self, inputs, states, training=False):
+        new_states = []
+        for cell, cell_states in zip(self.cells, states):
+            was_list = isinstance(cell_states, (list, tuple))
+            cell_states = list(cell_states) if was_list else [cell_states]
+            kwargs = {"training": training} if accepts_training(cell) else {}
+            inputs, cell_states = cell(inputs, cell_states, **kwargs)
+            if not was_list and isinstance(cell_states, (list, tuple)) and len(cell_states) == 1:
+                cell_states = cell_states[0]
+            new_states.append(cell_states)
+        return inputs, new_states
+
+    def get_config(self):
+        cells = [keras.saving.serialize_keras_object(c) for c in self.cells]
+        return {**super().get_config(), "cells": cells}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from keras_rnnx.registry import discover_plugins
+
+        discover_plugins()
+        config = dict(config)
+        cells = [
+            keras.saving.deserialize_keras_object(c, custom_objects=custom_objects)
+            for c in config.pop("cells")
+        ]
+        return cls(cells, **config)

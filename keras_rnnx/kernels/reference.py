@@ -1,0 +1,106 @@
+"""The reference kernel: a `keras.ops` time loop over `cell.call`.
+
+It runs every cell on every backend and defines the semantics fast kernels
+must reproduce:
+
+* `go_backwards` processes the sequence from its end; outputs come back in
+  processing order (reversed), as in Keras;
+* at a masked step the states are carried unchanged, and the output is the
+  previous step's output (zeros before the first valid step, or always zeros
+  with `zero_output_for_mask`), the same on every backend;
+* the last output is the final (masked) output of the loop.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_rnnx.cells.base import output_shapes, zeros_for
+from keras_rnnx.cells.stacked import accepts_training
+from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
+
+
+def _where(mask_t, new, old):
+    """`new` where the step is valid, else `old`; `mask_t` is `(batch,)`."""
+    m = ops.reshape(mask_t, (-1,) + (1,) * (len(new.shape) - 1))
+    return ops.where(m, new, old)
+
+
+def _check_structure(expected, received, what, cell):
+    if len(keras.tree.flatten(expected)) != len(keras.tree.flatten(received)):
+        raise ValueError(
+            f"The cell {cell.name!r} returned {what} that do not match its "
+            f"declared `{'state_size' if what == 'states' else 'output_size'}`: "
+            f"expected {len(keras.tree.flatten(expected))} tensor(s) structured as "
+            f"{keras.tree.map_structure(lambda s: tuple(s.shape), expected)}, "
+            f"received {keras.tree.map_structure(lambda s: tuple(s.shape), received)}."
+        )
+
+
+class ReferenceKernel:
+    name = "reference"
+    priority = 0
+    fused = False
+
+    def why_not(self, call: RecurrentCall) -> str | None:
+        return None
+
+    def run(self, call: RecurrentCall):
+        cell = call.cell
+        flat_inputs = keras.tree.flatten(call.inputs)
+        batch = ops.shape(flat_inputs[0])[0]
+        dtype = getattr(cell, "compute_dtype", None) or keras.backend.floatx()
+        xs = [ops.moveaxis(x, 1, 0) for x in flat_inputs]  # time-major
+        if call.mask is not None:
+            xs.append(ops.transpose(ops.cast(call.mask, "bool")))
+        if call.go_backwards:
+            xs = [ops.flip(x, axis=0) for x in xs]
+
+        state_structure = call.states
+        output_structure = zeros_for(output_shapes(cell), batch, dtype)
+        kwargs = {"training": call.training} if accepts_training(cell) else {}
+        n_inputs = len(flat_inputs)
+
+        def step(carry, x_t):
+            flat_states, flat_prev = carry
+            inputs_t = keras.tree.pack_sequence_as(call.inputs, list(x_t[:n_inputs]))
+            states = keras.tree.pack_sequence_as(state_structure, list(flat_states))
+            output, new_states = cell(inputs_t, states, **kwargs)
+            if not isinstance(new_states, (list, tuple, dict)) and isinstance(
+                state_structure, list
+            ):
+                new_states = [new_states]
+            _check_structure(state_structure, new_states, "states", cell)
+            _check_structure(output_structure, output, "outputs", cell)
+            flat_new = keras.tree.flatten(new_states)
+            flat_out = keras.tree.flatten(output)
+            if call.mask is not None:
+                mask_t = x_t[n_inputs]
+                flat_new = [_where(mask_t, n, s) for n, s in zip(flat_new, flat_states)]
+                flat_out = [
+                    _where(mask_t, o, ops.zeros_like(o) if call.zero_output_for_mask else p)
+                    for o, p in zip(flat_out, flat_prev)
+                ]
+            new_carry = (list(flat_new), list(flat_out))
+            return new_carry, new_carry
+
+        init = (keras.tree.flatten(call.states), keras.tree.flatten(output_structure))
+        if call.unroll:
+            carry, ys = init, []
+            for t in range(xs[0].shape[0]):
+                carry, y = step(carry, [x[t] for x in xs])
+                ys.append(y)
+            ys = keras.tree.map_structure(lambda *a: ops.stack(a), *ys)
+        else:
+            carry, ys = ops.scan(step, init, xs)
+        flat_states, flat_last = carry
+        outputs = [ops.moveaxis(y, 0, 1) for y in ys[1]]
+        return (
+            keras.tree.pack_sequence_as(output_structure, flat_last),
+            keras.tree.pack_sequence_as(output_structure, outputs),
+            keras.tree.pack_sequence_as(state_structure, flat_states),
+        )
+
+
+register_kernel(ReferenceKernel())

@@ -1,0 +1,115 @@
+"""Kernel registry and selection.
+
+A kernel runs a whole recurrent sequence for some cells on some backends. Each
+registered kernel answers `why_not(call)`: `None` if it can run this call, else
+the reason it cannot. Selection walks kernels by priority (highest first) and
+takes the first that accepts; the reference kernel accepts everything and has
+the lowest priority. Selection reads only static facts of the call (backend,
+options, mask presence), so it happens once per trace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Callable, Protocol
+
+import keras
+
+logger = logging.getLogger("keras_rnnx")
+
+
+@dataclasses.dataclass
+class RecurrentCall:
+    """Everything a kernel needs to run one sequence.
+
+    `inputs` is the input structure with `(batch, time, ...)` tensors; `states`
+    the initial state structure; `mask` a `(batch, time)` bool tensor or `None`.
+    """
+
+    cell: Any
+    inputs: Any
+    states: Any
+    mask: Any
+    training: bool
+    go_backwards: bool
+    unroll: bool
+    zero_output_for_mask: bool
+    return_sequences: bool
+    use_cudnn: Any = "auto"
+    backend: str = dataclasses.field(default_factory=keras.backend.backend)
+
+
+class Kernel(Protocol):
+    name: str
+    priority: int
+    fused: bool  # a fused kernel satisfies `use_cudnn=True`
+
+    def why_not(self, call: RecurrentCall) -> str | None: ...
+
+    def run(self, call: RecurrentCall) -> tuple[Any, Any, Any]:
+        """Returns `(last_output, outputs (batch, time, ...), final_states)`."""
+        ...
+
+
+_KERNELS: list[Kernel] = []
+
+
+def register_kernel(kernel: Kernel) -> Kernel:
+    """Add a kernel to the selection (kept sorted by priority, highest first)."""
+    _KERNELS.append(kernel)
+    _KERNELS.sort(key=lambda k: -k.priority)
+    return kernel
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """Which kernel ran a layer at its last trace, and why faster ones did not.
+
+    Attributes:
+        kernel: the name of the kernel that ran.
+        passed_over: `(kernel name, reason)` for each faster kernel declined.
+    """
+
+    kernel: str
+    passed_over: tuple[tuple[str, str], ...] = ()
+
+    def __str__(self) -> str:
+        lines = [f"kernel: {self.kernel}"]
+        lines += [f"  not {name}: {reason}" for name, reason in self.passed_over]
+        return "\n".join(lines)
+
+
+def select(call: RecurrentCall) -> tuple[Kernel, Selection]:
+    """The kernel to run `call`, and the record of the choice.
+
+    Raises:
+        ValueError: `use_cudnn=True` and no fused kernel accepts the call.
+    """
+    passed_over = []
+    for kernel in _KERNELS:
+        if call.use_cudnn is False and kernel.fused:
+            passed_over.append((kernel.name, "use_cudnn=False"))
+            continue
+        reason = kernel.why_not(call)
+        if reason is None:
+            if call.use_cudnn is True and not kernel.fused:
+                break
+            return kernel, Selection(kernel.name, tuple(passed_over))
+        passed_over.append((kernel.name, reason))
+    reasons = "; ".join(f"{n}: {r}" for n, r in passed_over if n) or (
+        f"no fused kernel is registered for {type(call.cell).__name__} "
+        f"on the {call.backend} backend"
+    )
+    raise ValueError(
+        "use_cudnn=True requires a fused kernel, and none can run this call "
+        f"({reasons}). Pass use_cudnn='auto' to fall back to the reference kernel."
+    )
+
+
+def kernels() -> list[Kernel]:
+    """The registered kernels, highest priority first."""
+    return list(_KERNELS)
+
+
+Step = Callable[[Any, Any], tuple[Any, Any]]

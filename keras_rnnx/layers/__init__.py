@@ -1,0 +1,1 @@
+"""Layers: the time loop (`RNN`), the built-in recurrent layers, Bidirectional."""

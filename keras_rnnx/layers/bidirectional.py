@@ -1,0 +1,229 @@
+"""`Bidirectional`: a recurrent layer run forwards and backwards, merged."""
+
+from __future__ import annotations
+
+import copy
+
+import keras
+from keras import ops
+
+from keras_rnnx.registry import discover_plugins
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def _merge(mode, y, y_rev):
+    if mode == "concat":
+        return ops.concatenate([y, y_rev], axis=-1)
+    if mode == "sum":
+        return y + y_rev
+    if mode == "ave":
+        return (y + y_rev) / 2
+    if mode == "mul":
+        return y * y_rev
+    return (y, y_rev)
+
+
+def _copy_layer(layer, name, **overrides):
+    config = keras.saving.serialize_keras_object(layer)
+    config["config"]["name"] = name
+    config["config"].update(overrides)
+    return keras.saving.deserialize_keras_object(config)
+
+
+@keras.saving.register_keras_serializable(package="keras_rnnx")
+class Bidirectional(keras.layers.Layer):
+    """Runs a recurrent layer in both directions; a drop-in for `keras.layers.Bidirectional`.
+
+    The forward layer is a copy of `layer` named `forward_<name>`; the backward
+    one is `backward_layer`, or a copy with `go_backwards` flipped named
+    `backward_<name>`. The backward outputs are flipped back to input order
+    before merging. As in Keras, masked steps output zeros when sequences are
+    returned (`zero_output_for_mask` is set to `return_sequences`).
+
+    Args:
+        layer: a recurrent layer (`keras_rnnx.RNN`, `LSTM`, `GRU`, `SimpleRNN`,
+            or any layer with `go_backwards`, `return_sequences`,
+            `return_state` and `stateful`).
+        merge_mode: how outputs are combined: `"concat"` (default), `"sum"`,
+            `"mul"`, `"ave"`, or `None` for a list of both.
+        weights: optional list of weight arrays, forward layer's first, set
+            when the layer is built.
+        backward_layer: optional layer for the backward direction; it must
+            differ from `layer` in `go_backwards` and agree with it in
+            `return_sequences`, `return_state` and `stateful`.
+        **kwargs: `keras.layers.Layer` arguments.
+
+    Call arguments:
+        sequences, mask, training: as for `RNN`.
+        initial_state: forward states followed by backward states.
+
+    Returns:
+        The merged output (two outputs with `merge_mode=None`), then the
+        forward and backward final states when `return_state`.
+
+    Raises:
+        ValueError: `layer` or `backward_layer` not a layer, an unknown
+            `merge_mode`, or layers that disagree as above.
+
+    Example:
+        >>> import numpy as np, keras_rnnx
+        >>> layer = keras_rnnx.Bidirectional(keras_rnnx.LSTM(4, return_sequences=True))
+        >>> layer(np.zeros((2, 5, 10), "float32")).shape
+        (2, 5, 8)
+    """
+
+    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
+        if not isinstance(layer, keras.layers.Layer):
+            raise ValueError(
+                f"Expected `layer` to be a keras Layer instance. Received: layer={layer!r}"
+            )
+        if backward_layer is not None and not isinstance(backward_layer, keras.layers.Layer):
+            raise ValueError(
+                "Expected `backward_layer` to be a keras Layer instance. "
+                f"Received: backward_layer={backward_layer!r}"
+            )
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(
+                "Expected `merge_mode` to be one of 'concat', 'sum', 'mul', 'ave', "
+                f"None. Received: merge_mode={merge_mode!r}"
+            )
+        super().__init__(**kwargs)
+        base = layer.name.removeprefix("forward_")
+        self.forward_layer = _copy_layer(layer, f"forward_{base}")
+        if backward_layer is None:
+            self.backward_layer = _copy_layer(
+                layer,
+                f"backward_{layer.name.removeprefix('backward_')}",
+                go_backwards=not layer.go_backwards,
+            )
+        else:
+            self.backward_layer = backward_layer
+        for attribute in ("stateful", "return_sequences", "return_state"):
+            forward = getattr(self.forward_layer, attribute)
+            backward = getattr(self.backward_layer, attribute)
+            if forward != backward:
+                raise ValueError(
+                    f"Forward and backward layers must agree on `{attribute}`. "
+                    f"Received: forward {attribute}={forward}, backward {attribute}={backward}"
+                )
+        if self.forward_layer.go_backwards == self.backward_layer.go_backwards:
+            raise ValueError(
+                "Forward and backward layers must differ in `go_backwards`. Received: "
+                f"go_backwards={self.forward_layer.go_backwards} for both"
+            )
+        for sublayer in (self.forward_layer, self.backward_layer):
+            if hasattr(sublayer, "zero_output_for_mask"):
+                sublayer.zero_output_for_mask = sublayer.return_sequences
+        self.merge_mode = merge_mode
+        self.stateful = layer.stateful
+        self.return_sequences = layer.return_sequences
+        self.return_state = layer.return_state
+        self.supports_masking = True
+        object.__setattr__(self, "_initial_weights", weights)
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        for sublayer in (self.forward_layer, self.backward_layer):
+            if not sublayer.built:
+                sublayer.build(sequences_shape)
+        if self._initial_weights:
+            half = len(self._initial_weights) // 2
+            self.forward_layer.set_weights(self._initial_weights[:half])
+            self.backward_layer.set_weights(self._initial_weights[half:])
+            object.__setattr__(self, "_initial_weights", None)
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        shape = self.forward_layer.compute_output_shape(sequences_shape)
+        states = ()
+        if self.return_state:
+            shape, states = shape[0], tuple(shape[1:])
+        if self.merge_mode == "concat":
+            shape = (*shape[:-1], shape[-1] * 2)
+        elif self.merge_mode is None:
+            shape = (shape, shape)
+        if self.return_state:
+            outputs = shape if self.merge_mode is None else (shape,)
+            return (*outputs, *states, *states)
+        return shape
+
+    def compute_mask(self, inputs, mask=None):
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        output_mask = mask if self.return_sequences else None
+        if self.merge_mode is None:
+            output_mask = [output_mask, output_mask]
+        else:
+            output_mask = [output_mask]
+        if self.return_state:
+            n = len(keras.tree.flatten(self.forward_layer.get_initial_state(1)))
+            return output_mask + [None] * (2 * n)
+        return output_mask if self.merge_mode is None else output_mask[0]
+
+    def call(self, sequences, initial_state=None, mask=None, training=None):
+        forward_state = backward_state = None
+        if initial_state is not None:
+            if not isinstance(initial_state, (list, tuple)) or len(initial_state) % 2:
+                raise ValueError(
+                    "Expected `initial_state` to be a list of forward states followed "
+                    "by as many backward states. Received: "
+                    f"{len(keras.tree.flatten(initial_state))} tensor(s)"
+                )
+            half = len(initial_state) // 2
+            forward_state, backward_state = list(initial_state[:half]), list(initial_state[half:])
+        kwargs = {"mask": mask, "training": training}
+        y = self.forward_layer(sequences, initial_state=forward_state, **kwargs)
+        y_rev = self.backward_layer(sequences, initial_state=backward_state, **kwargs)
+        states = ()
+        if self.return_state:
+            states = tuple(y[1:]) + tuple(y_rev[1:])
+            y, y_rev = y[0], y_rev[0]
+        if self.return_sequences:
+            y_rev = ops.flip(y_rev, axis=1)
+        output = _merge(self.merge_mode, y, y_rev)
+        if self.return_state:
+            outputs = output if self.merge_mode is None else (output,)
+            return (*outputs, *states)
+        return output
+
+    @property
+    def states(self):
+        """Forward then backward state variables, when stateful."""
+        if self.forward_layer.states and self.backward_layer.states:
+            return tuple(self.forward_layer.states) + tuple(self.backward_layer.states)
+        return None
+
+    def reset_state(self):
+        """Reset both directions' states.
+
+        Raises:
+            AttributeError: the layer is not stateful.
+        """
+        if not self.stateful:
+            raise AttributeError(f"Layer {self.name!r} is not stateful.")
+        self.forward_layer.reset_state()
+        self.backward_layer.reset_state()
+
+    def reset_states(self):
+        """Alias of `reset_state`, as in Keras."""
+        self.reset_state()
+
+    def get_config(self):
+        config = {
+            "merge_mode": self.merge_mode,
+            "layer": keras.saving.serialize_keras_object(self.forward_layer),
+            "backward_layer": keras.saving.serialize_keras_object(self.backward_layer),
+        }
+        return {**super().get_config(), **config}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        discover_plugins()
+        config = copy.deepcopy(config)
+        config["layer"] = keras.saving.deserialize_keras_object(
+            config["layer"], custom_objects=custom_objects
+        )
+        if config.get("backward_layer") is not None:
+            config["backward_layer"] = keras.saving.deserialize_keras_object(
+                config["backward_layer"], custom_objects=custom_objects
+            )
+        return cls(**config)

@@ -1,0 +1,440 @@
+"""`RNN`: the layer that runs a cell over time."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_rnnx import kernels
+from keras_rnnx.cells.base import Shape, output_shapes, state_shapes
+from keras_rnnx.cells.stacked import StackedRNNCells, initial_state
+from keras_rnnx.kernels.registry import logger
+
+USE_CUDNN_VALUES = ("auto", True, False)
+
+
+def is_shape(shape) -> bool:
+    """A shape tuple (ints and `None`s), as opposed to a structure of shapes."""
+    return isinstance(shape, (tuple, list)) and all(
+        d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in shape
+    )
+
+
+def flat_shapes(shapes) -> list[tuple]:
+    """The shape tuples of a (possibly nested) structure of shapes."""
+    if is_shape(shapes):
+        return [tuple(shapes)]
+    if isinstance(shapes, dict):
+        shapes = [shapes[k] for k in sorted(shapes)]
+    return [s for item in shapes for s in flat_shapes(item)]
+
+
+def map_shapes(fn, shapes):
+    """`fn` applied to each shape tuple of a structure, keeping the structure."""
+    if is_shape(shapes):
+        return fn(tuple(shapes))
+    if isinstance(shapes, dict):
+        return {k: map_shapes(fn, v) for k, v in shapes.items()}
+    return type(shapes)(map_shapes(fn, s) for s in shapes)
+
+
+@keras.saving.register_keras_serializable(package="keras_rnnx")
+class RNN(keras.layers.Layer):
+    """Runs a cell over the time axis; a drop-in for `keras.layers.RNN`.
+
+    The layer owns the loop: reversal (`go_backwards`), masking, initial and
+    stateful states, and dropout masks fixed per sequence. The loop itself is
+    run by the fastest kernel that accepts the call (see `keras_rnnx.explain`).
+
+    Inputs may be any `keras.tree` structure of `(batch, time, ...)` tensors, and
+    a cell's states and outputs any structure too (see the state-size
+    convention in `keras_rnnx.cells.base`).
+
+    Args:
+        cell: a cell (a layer with `call(inputs, states)` and `state_size`), or
+            a list of cells, which are stacked with `StackedRNNCells`.
+        return_sequences: return the output at every step `(batch, time, ...)`
+            rather than the last one.
+        return_state: also return the final states, after the output.
+        go_backwards: process the sequence from its end; the returned sequence
+            is then in reversed order, as in Keras.
+        stateful: carry the final states of a batch into the next one (needs a
+            fixed batch size).
+        unroll: unroll the loop in Python (needs a known number of steps).
+        zero_output_for_mask: output zeros at masked steps instead of the
+            previous output.
+        use_cudnn: `"auto"` runs the fastest eligible kernel; `True` requires a
+            fused kernel and raises, saying why, if none can run; `False` runs
+            the reference loop.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        sequences: `(batch, time, features)` tensor, or a structure of them.
+        initial_state: the initial states: a tensor, a list of tensors (flat,
+            or nested as the cell's states), `None` for zeros (or the carried
+            states when `stateful`).
+        mask: `(batch, time)` boolean tensor; `False` steps are skipped.
+        training: whether dropout is active.
+
+    Returns:
+        The output (the last step's, or every step's with `return_sequences`),
+        followed by the final states when `return_state`.
+
+    Raises:
+        ValueError: a cell without `call` or `state_size`; inputs of the wrong
+            rank or feature size; a mask not shaped `(batch, time)`; initial
+            states of the wrong number or shape; `stateful` without a fixed
+            batch size, or with a different one; `unroll` with an unknown number
+            of steps; `use_cudnn=True` where no fused kernel can run.
+
+    Example:
+        >>> import numpy as np, keras_rnnx
+        >>> layer = keras_rnnx.RNN(keras_rnnx.LSTMCell(8), return_state=True)
+        >>> output, h, c = layer(np.zeros((4, 10, 3), "float32"))
+        >>> output.shape, h.shape, c.shape
+        ((4, 8), (4, 8), (4, 8))
+    """
+
+    # Built-in layers require exactly this input rank; `None` allows rank >= 3.
+    input_rank: int | None = None
+
+    def __init__(
+        self,
+        cell,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        *,
+        use_cudnn="auto",
+        **kwargs,
+    ):
+        if isinstance(cell, (list, tuple)):
+            cell = StackedRNNCells(cell)
+        if not callable(getattr(cell, "call", None)):
+            raise ValueError(f"Expected `cell` to have a `call` method. Received: cell={cell!r}")
+        if getattr(cell, "state_size", None) is None:
+            raise ValueError(
+                "Expected `cell` to have a `state_size` attribute (an int, or a "
+                f"list of state sizes). Received: cell={cell!r}"
+            )
+        state_shapes(cell)  # fails early on a malformed state_size
+        if use_cudnn not in USE_CUDNN_VALUES:
+            raise ValueError(
+                "Expected `use_cudnn` to be one of 'auto', True, False. "
+                f"Received: use_cudnn={use_cudnn!r}"
+            )
+        super().__init__(**kwargs)
+        self.cell = cell
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.go_backwards = go_backwards
+        self.stateful = stateful
+        self.unroll = unroll
+        self.zero_output_for_mask = zero_output_for_mask
+        self.use_cudnn = use_cudnn
+        self.supports_masking = True
+        self._untracked(states=None, selection=None, step_shapes=None)
+
+    def _untracked(self, **attributes):
+        # The stateful states and the kernel record are not weights: Keras does
+        # not save or count them, so they bypass the layer's tracking.
+        for name, value in attributes.items():
+            object.__setattr__(self, f"_{name}", value)
+
+    @property
+    def states(self):
+        """The stateful layer's state variables (`None` when not stateful)."""
+        return self._states
+
+    # ---- shapes -------------------------------------------------------------
+
+    def _state_shapes(self):
+        """Per state, in flat order: its shape with `None` for the batch."""
+        return [(None, *tuple(t.shape)[1:]) for t in keras.tree.flatten(self.get_initial_state(1))]
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        first = flat_shapes(sequences_shape)[0]
+        batch, steps = first[0], first[1]
+        lead = (batch, steps) if self.return_sequences else (batch,)
+        output = keras.tree.map_structure(
+            lambda s: lead + s.dims, output_shapes(self.cell)
+        )
+        if not self.return_state:
+            return output
+        structure = self.get_initial_state(1)
+        states = keras.tree.pack_sequence_as(
+            structure, [Shape((batch, *s[1:])) for s in self._state_shapes()]
+        )
+        states = keras.tree.map_structure(lambda s: s.dims, states)
+        return (output, *states)
+
+    def compute_mask(self, inputs, mask=None):
+        mask = _first_mask(mask)
+        output_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return [output_mask] + [None] * len(self.get_initial_state(1))
+        return output_mask
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        shapes = flat_shapes(sequences_shape)
+        for shape in shapes:
+            self._check_rank(shape)
+        step_shapes = map_shapes(lambda s: (s[0], *s[2:]), sequences_shape)
+        if isinstance(self.cell, keras.layers.Layer) and not self.cell.built:
+            self.cell.build(step_shapes)
+        self._untracked(step_shapes=[s[1:] for s in flat_shapes(step_shapes)])
+        if self.stateful:
+            batch = shapes[0][0]
+            if batch is None:
+                raise ValueError(
+                    "A stateful RNN needs a fixed batch size: pass `batch_size` "
+                    "(or `batch_shape`) to `keras.Input`, or call the layer on a "
+                    f"concrete batch. Received: sequences shape {shapes[0]}"
+                )
+            self._create_state_variables(batch)
+
+    def _check_rank(self, shape):
+        rank = len(shape)
+        if (self.input_rank is not None and rank != self.input_rank) or rank < 3:
+            expected = self.input_rank or ">= 3"
+            raise ValueError(
+                f"Layer {self.name!r} expects `sequences` of rank {expected}, "
+                "shaped (batch, time, features). "
+                f"Received: sequences with shape {shape}"
+            )
+
+    def _create_state_variables(self, batch_size):
+        states = keras.tree.map_structure(
+            lambda v: keras.Variable(
+                v, trainable=False, dtype=self.variable_dtype, name="rnn_state"
+            ),
+            self.get_initial_state(batch_size),
+        )
+        self._untracked(states=states)
+
+    # ---- states -------------------------------------------------------------
+
+    def get_initial_state(self, batch_size):
+        """The initial states for a batch: the cell's own, or zeros.
+
+        Args:
+            batch_size: the batch size (an int or a scalar tensor).
+
+        Returns:
+            A list with one entry per state (a nested list for stacked cells).
+        """
+        return initial_state(self.cell, batch_size, self.cell.compute_dtype)
+
+    def reset_state(self, states=None):
+        """Reset a stateful layer's states to zeros, or to `states`.
+
+        Args:
+            states: optional values (arrays) for the states, flat or nested as
+                `layer.states`.
+
+        Raises:
+            ValueError: `states` of the wrong number or shape; the states are
+                then left unchanged.
+        """
+        if self._states is None:
+            return
+        variables = keras.tree.flatten(self._states)
+        if states is None:
+            values = [ops.zeros_like(v.value) for v in variables]
+        else:
+            values = self._conform_states(states, "states", batch=variables[0].shape[0])
+            values = keras.tree.flatten(values)
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
+    def reset_states(self, states=None):
+        """Alias of `reset_state`, as in Keras."""
+        self.reset_state(states)
+
+    def _conform_states(self, states, argument, batch=None):
+        """Check user-given states and pack them into the cell's structure."""
+        structure = self.get_initial_state(1)
+        expected = self._state_shapes()
+        given = states if isinstance(states, (list, tuple, dict)) else [states]
+        flat = keras.tree.flatten(given)
+        if len(flat) != len(expected):
+            raise ValueError(
+                f"Layer {self.name!r} expects {len(expected)} initial state "
+                f"tensor(s) in `{argument}`, shaped {expected} (None: batch). "
+                f"Received: {len(flat)} tensor(s)"
+            )
+        dtype = self.cell.compute_dtype
+        flat = [ops.convert_to_tensor(s, dtype=dtype) for s in flat]
+        for tensor, shape in zip(flat, expected):
+            got = tuple(tensor.shape)
+            ok = len(got) == len(shape) and all(
+                g is None or e is None or g == e for g, e in zip(got[1:], shape[1:])
+            )
+            if ok and batch is not None and got[0] is not None:
+                ok = got[0] == batch
+            if not ok:
+                raise ValueError(
+                    f"Layer {self.name!r} expects `{argument}` shaped {expected} "
+                    f"(None: batch). Received shapes: {[tuple(s.shape) for s in flat]}"
+                )
+        return keras.tree.pack_sequence_as(structure, flat)
+
+    # ---- call ---------------------------------------------------------------
+
+    def _check_sequences(self, flat_inputs):
+        for x in flat_inputs:
+            self._check_rank(tuple(x.shape))
+        steps = flat_inputs[0].shape[1]
+        for x, built in zip(flat_inputs, self._step_shapes or []):
+            got = tuple(x.shape[2:])
+            if len(got) != len(built) or any(
+                g is not None and b is not None and g != b for g, b in zip(got, built)
+            ):
+                raise ValueError(
+                    f"Layer {self.name!r} was built for steps shaped (batch, "
+                    f"{', '.join(map(str, built))}) and cannot take `sequences` shaped "
+                    f"{tuple(x.shape)}: the trailing dimensions must match."
+                )
+        if self.unroll and steps is None:
+            raise ValueError(
+                f"Layer {self.name!r} has unroll=True, which needs a known number "
+                "of time steps. Pass `shape=(steps, features)` to `keras.Input`. "
+                f"Received: sequences shape {tuple(flat_inputs[0].shape)}"
+            )
+        return steps
+
+    def _check_mask(self, mask, flat_inputs):
+        if mask is None:
+            return None
+        mask = ops.convert_to_tensor(mask)
+        batch, steps = tuple(flat_inputs[0].shape[:2])
+        shape = tuple(mask.shape)
+        if len(shape) != 2 or any(
+            m is not None and e is not None and m != e for m, e in zip(shape, (batch, steps))
+        ):
+            raise ValueError(
+                f"Layer {self.name!r} expects `mask` shaped (batch, time) = "
+                f"{(batch, steps)}. Received: mask with shape {shape}"
+            )
+        return ops.cast(mask, "bool")
+
+    def call(self, sequences, initial_state=None, mask=None, training=None):
+        flat_inputs = [ops.convert_to_tensor(x) for x in keras.tree.flatten(sequences)]
+        sequences = keras.tree.pack_sequence_as(sequences, flat_inputs)
+        self._check_sequences(flat_inputs)
+        mask = self._check_mask(_first_mask(mask), flat_inputs)
+        batch = ops.shape(flat_inputs[0])[0]
+        if self.stateful:
+            expected = keras.tree.flatten(self._states)[0].shape[0]
+            got = flat_inputs[0].shape[0]
+            if got is not None and got != expected:
+                raise ValueError(
+                    f"Stateful layer {self.name!r} was built for batches of "
+                    f"{expected}. Received: sequences with batch size {got}"
+                )
+        if initial_state is not None:
+            states = self._conform_states(initial_state, "initial_state")
+        elif self.stateful:
+            # A copy: torch's autograd must not see the variables change under it.
+            states = keras.tree.map_structure(lambda v: ops.copy(v.value), self._states)
+        else:
+            states = self.get_initial_state(batch)
+
+        training = bool(training)
+        if training:
+            _prepare_dropout(self.cell, flat_inputs[0][:, 0], states)
+        try:
+            call = kernels.RecurrentCall(
+                cell=self.cell,
+                inputs=sequences,
+                states=states,
+                mask=mask,
+                training=training,
+                go_backwards=self.go_backwards,
+                unroll=self.unroll,
+                zero_output_for_mask=self.zero_output_for_mask,
+                return_sequences=self.return_sequences,
+                use_cudnn=self.use_cudnn,
+            )
+            kernel, selection = kernels.select(call)
+            if selection != self._selection:
+                logger.debug("%s: %s", self.name, selection)
+                self._untracked(selection=selection)
+            last_output, outputs, final_states = kernel.run(call)
+        finally:
+            _reset_dropout(self.cell)
+
+        if self.stateful:
+            for variable, value in zip(
+                keras.tree.flatten(self._states), keras.tree.flatten(final_states)
+            ):
+                variable.assign(value)
+        output = outputs if self.return_sequences else last_output
+        if self.return_state:
+            return (output, *final_states)
+        return output
+
+    # ---- config -------------------------------------------------------------
+
+    def get_config(self):
+        config = {
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
+            "use_cudnn": self.use_cudnn,
+            "cell": keras.saving.serialize_keras_object(self.cell),
+        }
+        return {**super().get_config(), **config}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from keras_rnnx.registry import discover_plugins
+
+        discover_plugins()
+        config = dict(config)
+        cell = keras.saving.deserialize_keras_object(
+            config.pop("cell"), custom_objects=custom_objects
+        )
+        return cls(cell, **config)
+
+
+def _first_mask(mask):
+    if mask is None:
+        return None
+    masks = [m for m in keras.tree.flatten(mask) if m is not None]
+    return masks[0] if masks else None
+
+
+def _cells(cell):
+    """The cell and, for stacked cells, each inner cell, in order."""
+    if isinstance(cell, StackedRNNCells):
+        return [c for inner in cell.cells for c in _cells(inner)]
+    return [cell]
+
+
+def _prepare_dropout(cell, step_input, states):
+    """Draw each cell's dropout masks once, before the (stateless) loop."""
+    if isinstance(cell, StackedRNNCells):
+        batch = ops.shape(step_input)[0]
+        for inner, inner_states in zip(cell.cells, states):
+            _prepare_dropout(inner, step_input, inner_states)
+            dims = keras.tree.flatten(output_shapes(inner))[0].dims
+            step_input = ops.zeros((batch, *dims), dtype=step_input.dtype)
+    elif hasattr(cell, "get_dropout_mask"):
+        first_state = keras.tree.flatten(states)[0]
+        cell.get_dropout_mask(step_input)
+        cell.get_recurrent_dropout_mask(first_state)
+
+
+def _reset_dropout(cell):
+    for c in _cells(cell):
+        if hasattr(c, "reset_dropout_mask"):
+            c.reset_dropout_mask()
+            c.reset_recurrent_dropout_mask()
+
