@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import keras
+
 from keras_rnnx.layers.rnn import RNN
 
 
@@ -61,7 +63,12 @@ class CellLayer(RNN):
         del config["cell"]
         cell_config = self.cell.get_config()
         options = self.cell_class.options + self.cell_class.extra_options
-        return {**config, **{k: cell_config[k] for k in options}}
+        activity = keras.regularizers.serialize(self.activity_regularizer)
+        return {
+            **config,
+            **{k: cell_config[k] for k in options},
+            "activity_regularizer": activity,
+        }
 
     @classmethod
     def from_config(cls, config):

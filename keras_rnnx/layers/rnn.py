@@ -344,8 +344,8 @@ class RNN(keras.layers.Layer):
             states = self.get_initial_state(batch)
 
         training = bool(training)
-        if training:
-            _prepare_dropout(self.cell, flat_inputs[0][:, 0], states)
+        # Drawn even in inference, as Keras does, so seeded masks stay in step.
+        _prepare_dropout(self.cell, flat_inputs[0][:, 0], states)
         try:
             call = kernels.RecurrentCall(
                 cell=self.cell,

@@ -1,0 +1,223 @@
+"""keras_rnnx layers against their keras.layers twins: same weights in, same
+outputs, final states and gradients (inputs and weights) out."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from backend_utils import coefficients_for, outputs_and_gradients, to_numpy
+from oracle import (
+    BATCH,
+    FEATURES,
+    MASK_KINDS,
+    STEPS,
+    UNITS,
+    assert_all_close,
+    make_mask,
+    sequences,
+    states_for,
+    twins,
+)
+
+import keras_rnnx
+
+LAYERS = ("LSTM", "GRU", "SimpleRNN")
+
+OPTIONS = {
+    "default": {},
+    "sequences": {"return_sequences": True},
+    "state": {"return_state": True},
+    "sequences_state": {"return_sequences": True, "return_state": True},
+    "backwards_sequences": {"go_backwards": True, "return_sequences": True},
+    "backwards_state": {"go_backwards": True, "return_state": True},
+    "unroll": {"unroll": True, "return_sequences": True, "return_state": True},
+    "no_bias": {"use_bias": False, "return_sequences": True},
+    "relu": {"activation": "relu", "return_state": True},
+    "zero_output": {"zero_output_for_mask": True, "return_sequences": True},
+}
+
+EXTRA_OPTIONS = {
+    "LSTM": {
+        "no_forget_bias": {"unit_forget_bias": False, "bias_initializer": "random_normal"},
+        "hard_sigmoid": {"recurrent_activation": "hard_sigmoid", "return_sequences": True},
+    },
+    "GRU": {
+        "reset_before": {"reset_after": False, "return_sequences": True},
+        "reset_before_backwards": {"reset_after": False, "go_backwards": True},
+        "reset_before_no_bias": {"reset_after": False, "use_bias": False},
+        "hard_sigmoid": {"recurrent_activation": "hard_sigmoid", "return_state": True},
+    },
+    "SimpleRNN": {"linear": {"activation": None, "return_sequences": True}},
+}
+
+CASES = [
+    (layer, name, options)
+    for layer in LAYERS
+    for name, options in {**OPTIONS, **EXTRA_OPTIONS[layer]}.items()
+]
+
+
+def _compare(ours, theirs, x, expected_outputs=None, **call_kwargs):
+    probe = theirs(x, **call_kwargs)
+    coefficients = coefficients_for(probe)
+    out_ours, grad_ours = outputs_and_gradients(ours, x, coefficients, **call_kwargs)
+    out_theirs, grad_theirs = outputs_and_gradients(theirs, x, coefficients, **call_kwargs)
+    if expected_outputs is not None:
+        out_theirs = expected_outputs(out_theirs)
+    assert_all_close(out_ours, out_theirs, "outputs")
+    assert_all_close(grad_ours, grad_theirs, "gradients")
+
+
+@pytest.mark.parametrize("mask_kind", MASK_KINDS)
+@pytest.mark.parametrize(("layer", "case", "options"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_matches_keras(layer, case, options, mask_kind):
+    ours, theirs = twins(
+        getattr(keras_rnnx, layer),
+        getattr(keras.layers, layer),
+        (BATCH, STEPS, FEATURES),
+        UNITS,
+        **options,
+    )
+    x = sequences()
+    mask = make_mask(mask_kind)
+    kwargs = {} if mask is None else {"mask": mask}
+    _compare(ours, theirs, x, **kwargs)
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("mask_kind", ("none", "right", "holes"))
+def test_initial_state_matches_keras(layer, mask_kind):
+    ours, theirs = twins(
+        getattr(keras_rnnx, layer),
+        getattr(keras.layers, layer),
+        (BATCH, STEPS, FEATURES),
+        UNITS,
+        return_sequences=True,
+        return_state=True,
+    )
+    states = states_for(theirs)
+    mask = make_mask(mask_kind)
+    kwargs = {"initial_state": states} | ({} if mask is None else {"mask": mask})
+    expected = None
+    if mask is not None and keras.backend.backend() == "jax":
+        # Keras's JAX loop outputs the initial state h0 at masked steps before
+        # a row's first valid step; its TF loop (and keras_rnnx, everywhere)
+        # outputs zeros there, since no step has produced an output yet.
+        def expected(outputs):
+            no_output_yet = (np.cumsum(mask, axis=1) == 0)[..., None]
+            return [np.where(no_output_yet, 0.0, outputs[0]), *outputs[1:]]
+
+    _compare(ours, theirs, sequences(), expected_outputs=expected, **kwargs)
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_inference_dropout_matches_keras(layer):
+    ours, theirs = twins(
+        getattr(keras_rnnx, layer),
+        getattr(keras.layers, layer),
+        (BATCH, STEPS, FEATURES),
+        UNITS,
+        dropout=0.3,
+        recurrent_dropout=0.2,
+        return_sequences=True,
+    )
+    _compare(ours, theirs, sequences(), training=False)
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("recurrent_dropout", (0.0, 0.4))
+def test_seeded_training_dropout_matches_keras(layer, recurrent_dropout):
+    """Same seed, same masks: keras_rnnx draws them exactly as Keras does."""
+    ours, theirs = twins(
+        getattr(keras_rnnx, layer),
+        getattr(keras.layers, layer),
+        (BATCH, STEPS, FEATURES),
+        UNITS,
+        dropout=0.5,
+        recurrent_dropout=recurrent_dropout,
+        seed=42,
+        return_sequences=True,
+    )
+    x = sequences()
+    a = to_numpy(ours(x, training=True))
+    b = to_numpy(theirs(x, training=True))
+    assert_all_close([a], [b], "training outputs")
+    assert not (a == to_numpy(ours(x, training=False))).all(), "dropout had no effect"
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_stateful_matches_keras(layer):
+    ours, theirs = twins(
+        getattr(keras_rnnx, layer),
+        getattr(keras.layers, layer),
+        (BATCH, STEPS, FEATURES),
+        UNITS,
+        stateful=True,
+        return_state=True,
+    )
+    ours.reset_state()
+    theirs.reset_state()
+    for seed in range(3):
+        x = sequences(seed)
+        assert_all_close(
+            [to_numpy(t) for t in ours(x)], [to_numpy(t) for t in theirs(x)], f"batch {seed}"
+        )
+    assert_all_close(
+        [to_numpy(v) for v in ours.states], [to_numpy(v) for v in theirs.states], "states"
+    )
+    ours.reset_state()
+    assert all((to_numpy(v) == 0).all() for v in ours.states)
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_weights_and_config_match_keras(layer):
+    ours, theirs = twins(
+        getattr(keras_rnnx, layer),
+        getattr(keras.layers, layer),
+        (BATCH, STEPS, FEATURES),
+        UNITS,
+        name="twin",
+        kernel_regularizer="l2",
+        bias_constraint="non_neg",
+    )
+    assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
+    assert [tuple(w.shape) for w in ours.weights] == [tuple(w.shape) for w in theirs.weights]
+    ours_config, theirs_config = ours.get_config(), theirs.get_config()
+    assert ours_config.pop("use_cudnn") == "auto"
+    if layer == "SimpleRNN":
+        # Keras's SimpleRNN.get_config drops `seed`; keras_rnnx keeps it.
+        assert ours_config.pop("seed") is None and "seed" not in theirs_config
+    assert ours_config == theirs_config
+    assert ours.count_params() == theirs.count_params()
+
+
+@pytest.mark.parametrize("merge_mode", ("concat", "sum", "mul", "ave", None))
+@pytest.mark.parametrize("mask_kind", ("none", "right", "holes"))
+@pytest.mark.parametrize("return_state", (False, True))
+def test_bidirectional_matches_keras(merge_mode, mask_kind, return_state):
+    kwargs = {"return_sequences": True, "return_state": return_state, "name": "lstm"}
+    theirs = keras.layers.Bidirectional(
+        keras.layers.LSTM(UNITS, **kwargs), merge_mode=merge_mode, name="bi"
+    )
+    ours = keras_rnnx.Bidirectional(keras_rnnx.LSTM(UNITS, **kwargs), merge_mode=merge_mode, name="bi")
+    x = sequences()
+    theirs(x)
+    ours(x)
+    ours.set_weights(theirs.get_weights())
+    assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
+    mask = make_mask(mask_kind)
+    _compare(ours, theirs, x, **({} if mask is None else {"mask": mask}))
+
+
+@pytest.mark.parametrize("layer", ("GRU", "SimpleRNN"))
+def test_bidirectional_last_output_and_initial_state(layer):
+    kwargs = {"return_state": True}
+    theirs = keras.layers.Bidirectional(getattr(keras.layers, layer)(UNITS, **kwargs))
+    ours = keras_rnnx.Bidirectional(getattr(keras_rnnx, layer)(UNITS, **kwargs))
+    x = sequences()
+    theirs(x)
+    ours(x)
+    ours.set_weights(theirs.get_weights())
+    states = states_for(theirs.forward_layer) + states_for(theirs.backward_layer, seed=4)
+    _compare(ours, theirs, x, initial_state=states, mask=make_mask("left"))

@@ -1,0 +1,63 @@
+"""Shared fixtures for oracle tests: inputs, masks, and twin layers."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+BATCH, STEPS, FEATURES, UNITS = 4, 6, 5, 3
+
+
+def sequences(seed=0, shape=(BATCH, STEPS, FEATURES)):
+    return np.random.RandomState(seed).randn(*shape).astype("float32")
+
+
+def make_mask(kind, batch=BATCH, steps=STEPS):
+    """Masks of each kind the layers must handle: `None` for no mask."""
+    if kind == "none":
+        return None
+    t = np.arange(steps)[None, :]
+    lengths = np.array([steps, 4, 1, 3][:batch])[:, None]
+    if kind == "right":
+        return t < lengths
+    if kind == "left":
+        return t >= steps - lengths
+    if kind == "holes":
+        return np.random.RandomState(7).rand(batch, steps) > 0.4
+    if kind == "empty_row":
+        mask = t < lengths
+        mask[1] = False
+        return np.broadcast_to(mask, (batch, steps)).copy()
+    raise ValueError(kind)
+
+
+MASK_KINDS = ("none", "right", "left", "holes", "empty_row")
+
+
+def twins(rnnx_cls, keras_cls, input_shape, *args, **kwargs):
+    """A keras_rnnx layer and its keras.layers twin, built, with equal weights."""
+    theirs = keras_cls(*args, **kwargs)
+    ours = rnnx_cls(*args, **kwargs)
+    x = np.zeros(input_shape, "float32")
+    theirs(x)
+    ours(x)
+    ours.set_weights(theirs.get_weights())
+    return ours, theirs
+
+
+def assert_all_close(ours, theirs, what, atol=1e-5):
+    assert len(ours) == len(theirs), f"{what}: {len(ours)} tensors vs {len(theirs)}"
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        assert (a is None) == (b is None), f"{what}[{i}]: one gradient is missing"
+        if a is not None:
+            np.testing.assert_allclose(a, b, atol=atol, rtol=1e-5, err_msg=f"{what}[{i}]")
+
+
+def states_for(layer, seed=3, batch=BATCH):
+    """Random initial states shaped as `layer`'s states."""
+    rng = np.random.RandomState(seed)
+    template = layer.get_initial_state(batch)
+    return [
+        rng.randn(*tuple(keras.ops.shape(s))).astype("float32")
+        for s in keras.tree.flatten(template)
+    ]
