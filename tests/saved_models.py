@@ -1,0 +1,46 @@
+"""The model behind the cross-backend saving test, and the script that makes
+its fixtures: `KERAS_BACKEND=<b> python tests/saved_models.py` writes
+`tests/data/model_<b>.keras` and `tests/data/model_<b>.npz` (inputs, outputs)."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+
+import keras_rnnx
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+BACKENDS = ("tensorflow", "torch", "jax")
+
+
+def build_model():
+    """Every layer kind, a mask and nested stacked states, in one model."""
+    inputs = keras.Input((6, 5))
+    x = keras.layers.Masking(mask_value=0.0)(inputs)
+    x = keras_rnnx.LSTM(4, return_sequences=True, go_backwards=True)(x)
+    x = keras_rnnx.Bidirectional(keras_rnnx.GRU(3, return_sequences=True, reset_after=False))(x)
+    x = keras_rnnx.RNN([keras_rnnx.SimpleRNNCell(4), keras_rnnx.LSTMCell(3)], return_sequences=True)(x)
+    x = keras_rnnx.SimpleRNN(2, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(2)(x))
+
+
+def model_inputs():
+    x = np.random.RandomState(0).randn(3, 6, 5).astype("float32")
+    x[1, 4:] = 0.0  # right-padded
+    x[2, 2] = 0.0  # a hole
+    return x
+
+
+def main():
+    keras.utils.set_random_seed(0)
+    backend = keras.backend.backend()
+    model = build_model()
+    x = model_inputs()
+    model.save(os.path.join(DATA, f"model_{backend}.keras"))
+    np.savez(os.path.join(DATA, f"model_{backend}.npz"), x=x, y=model.predict(x, verbose=0))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The cell registry and entry-point plugins."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import keras_rnnx
+from keras_rnnx import registry
+
+PLUGIN_INSTALLED = any(
+    ep.value.startswith("rnnx_demo_plugin")
+    for ep in importlib.metadata.entry_points(group=registry.ENTRY_POINT_GROUP)
+)
+needs_plugin = pytest.mark.skipif(
+    not PLUGIN_INSTALLED,
+    reason="needs examples/plugin installed (`nox -s tests` installs it)",
+)
+
+
+def test_builtin_cells_are_registered():
+    cells = keras_rnnx.registered_cells()
+    for name in ("LSTMCell", "GRUCell", "SimpleRNNCell", "StackedRNNCells"):
+        assert cells[f"keras_rnnx>{name}"] is getattr(keras_rnnx, name)
+    assert keras.saving.get_registered_object("keras_rnnx>LSTMCell") is keras_rnnx.LSTMCell
+
+
+def test_register_cell_with_own_package_and_name():
+    @keras_rnnx.register_cell(package="my_pkg", name="Twice")
+    class TwiceCell(keras.layers.Layer):
+        state_size = 2
+
+        def call(self, inputs, states):
+            return 2 * states[0], [2 * states[0]]
+
+    assert keras_rnnx.registered_cells()["my_pkg>Twice"] is TwiceCell
+    assert keras.saving.get_registered_name(TwiceCell) == "my_pkg>Twice"
+
+
+def test_register_cell_rejects_non_cells():
+    with pytest.raises(TypeError, match="cell class with a `call` method"):
+        keras_rnnx.register_cell(42)
+
+
+def _fake_distribution(path, name, entry_points):
+    dist = path / f"{name}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        f"[{registry.ENTRY_POINT_GROUP}]\n" + "\n".join(entry_points) + "\n"
+    )
+
+
+def test_broken_plugin_warns_with_its_name_and_others_still_load(tmp_path, monkeypatch):
+    (tmp_path / "good_cells.py").write_text(
+        textwrap.dedent(
+            """
+            import keras
+
+            class GoodCell(keras.layers.Layer):
+                state_size = 1
+
+                def call(self, inputs, states):
+                    return states[0], states
+            """
+        )
+    )
+    _fake_distribution(
+        tmp_path, "rnnx_broken_plugin", ["broken = no_such_module_anywhere:Cell"]
+    )
+    _fake_distribution(tmp_path, "rnnx_good_plugin", ["good = good_cells:GoodCell"])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.warns(RuntimeWarning, match="'broken'.*no_such_module_anywhere"):
+        registry.discover_plugins(force=True)
+    cells = keras_rnnx.registered_cells()
+    assert "rnnx_good_plugin>GoodCell" in cells
+    assert not any("broken" in name for name in cells)
+
+
+@needs_plugin
+def test_installed_plugin_cell_is_discovered():
+    registry.discover_plugins(force=True)
+    cell_class = keras_rnnx.registered_cells()["rnnx_demo_plugin>MinimalRNNCell"]
+    layer = keras_rnnx.RNN(cell_class(3), return_sequences=True)
+    assert tuple(layer(np.zeros((2, 4, 5), "float32")).shape) == (2, 4, 3)
+
+
+@needs_plugin
+def test_saved_plugin_model_loads_without_importing_the_plugin(tmp_path):
+    path = tmp_path / "plugin.keras"
+    save = f"""
+import numpy as np, keras, keras_rnnx
+from rnnx_demo_plugin import MinimalRNNCell
+model = keras.Sequential([keras.Input((4, 5)), keras_rnnx.RNN(MinimalRNNCell(3))])
+x = np.random.RandomState(0).randn(2, 4, 5).astype("float32")
+np.save({str(tmp_path / "out.npy")!r}, model.predict(x, verbose=0))
+model.save({str(path)!r})
+"""
+    load = f"""
+import sys, numpy as np, keras, keras_rnnx
+model = keras.saving.load_model({str(path)!r})
+x = np.random.RandomState(0).randn(2, 4, 5).astype("float32")
+np.testing.assert_allclose(model.predict(x, verbose=0), np.load({str(tmp_path / "out.npy")!r}), atol=1e-6)
+print(type(model.layers[0].cell).__module__)
+"""
+    subprocess.run([sys.executable, "-c", save], check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", load], check=True, capture_output=True, text=True
+    )
+    assert result.stdout.strip().endswith("rnnx_demo_plugin")
