@@ -8,6 +8,7 @@ import keras
 
 from keras_rnnx.cells.base import output_shapes, state_shapes, zeros_for
 from keras_rnnx.registry import register_cell
+from keras_rnnx.saving import deserialize_part
 
 
 def accepts_training(cell) -> bool:
@@ -122,12 +123,5 @@ class StackedRNNCells(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from keras_rnnx.registry import discover_plugins
-
-        discover_plugins()
         config = dict(config)
-        cells = [
-            keras.saving.deserialize_keras_object(c, custom_objects=custom_objects)
-            for c in config.pop("cells")
-        ]
-        return cls(cells, **config)
+        return cls([deserialize_part(c, custom_objects) for c in config.pop("cells")], **config)

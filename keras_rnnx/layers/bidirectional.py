@@ -7,7 +7,7 @@ import copy
 import keras
 from keras import ops
 
-from keras_rnnx.registry import discover_plugins
+from keras_rnnx.saving import deserialize_part
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -28,7 +28,7 @@ def _copy_layer(layer, name, **overrides):
     config = keras.saving.serialize_keras_object(layer)
     config["config"]["name"] = name
     config["config"].update(overrides)
-    return keras.saving.deserialize_keras_object(config)
+    return deserialize_part(config)
 
 
 @keras.saving.register_keras_serializable(package="keras_rnnx")
@@ -123,9 +123,12 @@ class Bidirectional(keras.layers.Layer):
         object.__setattr__(self, "_initial_weights", weights)
 
     def build(self, sequences_shape, initial_state_shape=None):
-        for sublayer in (self.forward_layer, self.backward_layer):
-            if not sublayer.built:
-                sublayer.build(sequences_shape)
+        # The scope keeps weight paths under this layer when Keras builds it
+        # outside its call (as when loading a file); Keras's own loses them.
+        with keras.name_scope(self.name, caller=self):
+            for sublayer in (self.forward_layer, self.backward_layer):
+                if not sublayer.built:
+                    sublayer.build(sequences_shape)
         if self._initial_weights:
             half = len(self._initial_weights) // 2
             self.forward_layer.set_weights(self._initial_weights[:half])
@@ -217,13 +220,8 @@ class Bidirectional(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        discover_plugins()
         config = copy.deepcopy(config)
-        config["layer"] = keras.saving.deserialize_keras_object(
-            config["layer"], custom_objects=custom_objects
-        )
+        config["layer"] = deserialize_part(config["layer"], custom_objects)
         if config.get("backward_layer") is not None:
-            config["backward_layer"] = keras.saving.deserialize_keras_object(
-                config["backward_layer"], custom_objects=custom_objects
-            )
+            config["backward_layer"] = deserialize_part(config["backward_layer"], custom_objects)
         return cls(**config)

@@ -9,6 +9,7 @@ from keras_rnnx import kernels
 from keras_rnnx.cells.base import Shape, output_shapes, state_shapes
 from keras_rnnx.cells.stacked import StackedRNNCells, initial_state
 from keras_rnnx.kernels.registry import logger
+from keras_rnnx.saving import deserialize_part
 
 USE_CUDNN_VALUES = ("auto", True, False)
 
@@ -394,14 +395,8 @@ class RNN(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from keras_rnnx.registry import discover_plugins
-
-        discover_plugins()
         config = dict(config)
-        cell = keras.saving.deserialize_keras_object(
-            config.pop("cell"), custom_objects=custom_objects
-        )
-        return cls(cell, **config)
+        return cls(deserialize_part(config.pop("cell"), custom_objects), **config)
 
 
 def _first_mask(mask):
