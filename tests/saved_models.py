@@ -21,7 +21,9 @@ def build_model():
     x = keras.layers.Masking(mask_value=0.0)(inputs)
     x = keras_rnnx.LSTM(4, return_sequences=True, go_backwards=True)(x)
     x = keras_rnnx.Bidirectional(keras_rnnx.GRU(3, return_sequences=True, reset_after=False))(x)
-    x = keras_rnnx.RNN([keras_rnnx.SimpleRNNCell(4), keras_rnnx.LSTMCell(3)], return_sequences=True)(x)
+    x = keras_rnnx.RNN(
+        [keras_rnnx.SimpleRNNCell(4), keras_rnnx.LSTMCell(3)], return_sequences=True
+    )(x)
     x = keras_rnnx.SimpleRNN(2, activation="relu")(x)
     return keras.Model(inputs, keras.layers.Dense(2)(x))
 

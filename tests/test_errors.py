@@ -52,7 +52,8 @@ def test_bad_cells_and_wrappers():
         keras_rnnx.Bidirectional("lstm")
     with pytest.raises(ValueError, match="return_sequences"):
         keras_rnnx.Bidirectional(
-            keras_rnnx.LSTM(2), backward_layer=keras_rnnx.LSTM(2, go_backwards=True, return_sequences=True)
+            keras_rnnx.LSTM(2),
+            backward_layer=keras_rnnx.LSTM(2, go_backwards=True, return_sequences=True),
         )
     with pytest.raises(ValueError, match="go_backwards"):
         keras_rnnx.Bidirectional(keras_rnnx.LSTM(2), backward_layer=keras_rnnx.LSTM(2))

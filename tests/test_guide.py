@@ -160,7 +160,11 @@ def test_cudnn_section_digits_example():
         metrics=["accuracy"],
     )
     model.fit(
-        x_train, y_train, validation_data=(x_test, y_test), batch_size=batch_size, epochs=1,
+        x_train,
+        y_train,
+        validation_data=(x_test, y_test),
+        batch_size=batch_size,
+        epochs=1,
         verbose=0,
     )
     noncudnn_model = build_model(allow_cudnn_kernel=False)
@@ -174,7 +178,11 @@ def test_cudnn_section_digits_example():
         noncudnn_model.predict(x_test, verbose=0), model.predict(x_test, verbose=0), atol=1e-4
     )
     history = noncudnn_model.fit(
-        x_train, y_train, validation_data=(x_test, y_test), batch_size=batch_size, epochs=3,
+        x_train,
+        y_train,
+        validation_data=(x_test, y_test),
+        batch_size=batch_size,
+        epochs=3,
         verbose=0,
     )
     assert history.history["loss"][-1] < history.history["loss"][0]

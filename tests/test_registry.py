@@ -71,9 +71,7 @@ def test_broken_plugin_warns_with_its_name_and_others_still_load(tmp_path, monke
             """
         )
     )
-    _fake_distribution(
-        tmp_path, "rnnx_broken_plugin", ["broken = no_such_module_anywhere:Cell"]
-    )
+    _fake_distribution(tmp_path, "rnnx_broken_plugin", ["broken = no_such_module_anywhere:Cell"])
     _fake_distribution(tmp_path, "rnnx_good_plugin", ["good = good_cells:GoodCell"])
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.warns(RuntimeWarning, match="'broken'.*no_such_module_anywhere"):
@@ -106,7 +104,8 @@ model.save({str(path)!r})
 import sys, numpy as np, keras, keras_rnnx
 model = keras.saving.load_model({str(path)!r})
 x = np.random.RandomState(0).randn(2, 4, 5).astype("float32")
-np.testing.assert_allclose(model.predict(x, verbose=0), np.load({str(tmp_path / "out.npy")!r}), atol=1e-6)
+expected = np.load({str(tmp_path / "out.npy")!r})
+np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-6)
 print(type(model.layers[0].cell).__module__)
 """
     subprocess.run([sys.executable, "-c", save], check=True)

@@ -84,9 +84,7 @@ def output_shapes(cell):
 
 def zeros_for(shapes, batch_size, dtype):
     """Zero tensors `(batch_size, *shape)` for a structure of `Shape` leaves."""
-    return keras.tree.map_structure(
-        lambda s: ops.zeros((batch_size, *s.dims), dtype=dtype), shapes
-    )
+    return keras.tree.map_structure(lambda s: ops.zeros((batch_size, *s.dims), dtype=dtype), shapes)
 
 
 class DropoutMasks:
@@ -135,13 +133,8 @@ class DropoutMasks:
             A mask tensor (or a list, one per gate), or `None` when
             `recurrent_dropout` is 0.
         """
-        if (
-            getattr(self, "_recurrent_dropout_mask", None) is None
-            and self.recurrent_dropout > 0
-        ):
-            self._recurrent_dropout_mask = self._create_dropout_mask(
-                state, self.recurrent_dropout
-            )
+        if getattr(self, "_recurrent_dropout_mask", None) is None and self.recurrent_dropout > 0:
+            self._recurrent_dropout_mask = self._create_dropout_mask(state, self.recurrent_dropout)
         return getattr(self, "_recurrent_dropout_mask", None)
 
     def reset_dropout_mask(self):
@@ -239,14 +232,12 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks):
     ):
         if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
             raise ValueError(
-                "Expected `units` to be a positive integer. "
-                f"Received: units={units!r}"
+                f"Expected `units` to be a positive integer. Received: units={units!r}"
             )
         for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
                 raise ValueError(
-                    f"Expected `{name}` to be a float in [0, 1]. "
-                    f"Received: {name}={rate!r}"
+                    f"Expected `{name}` to be a float in [0, 1]. Received: {name}={rate!r}"
                 )
         kwargs.pop("implementation", None)  # Keras's; the kernel choice is ours
         super().__init__(**kwargs)

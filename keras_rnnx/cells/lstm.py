@@ -56,9 +56,7 @@ class LSTMCell(BuiltinCell):
     gates = 4
     extra_options = ("recurrent_activation", "unit_forget_bias")
 
-    def __init__(
-        self, units, *, recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs
-    ):
+    def __init__(self, units, *, recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
         super().__init__(units, **kwargs)
         self._set_option("recurrent_activation", recurrent_activation)
         self.unit_forget_bias = unit_forget_bias

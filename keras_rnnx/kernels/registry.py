@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import keras
 
@@ -110,6 +110,3 @@ def select(call: RecurrentCall) -> tuple[Kernel, Selection]:
 def kernels() -> list[Kernel]:
     """The registered kernels, highest priority first."""
     return list(_KERNELS)
-
-
-Step = Callable[[Any, Any], tuple[Any, Any]]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import keras
 
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.layers.builtin import CellLayer
-import keras
 
 
 @keras.saving.register_keras_serializable(package="keras_rnnx")

@@ -160,9 +160,7 @@ class RNN(keras.layers.Layer):
         first = flat_shapes(sequences_shape)[0]
         batch, steps = first[0], first[1]
         lead = (batch, steps) if self.return_sequences else (batch,)
-        output = keras.tree.map_structure(
-            lambda s: lead + s.dims, output_shapes(self.cell)
-        )
+        output = keras.tree.map_structure(lambda s: lead + s.dims, output_shapes(self.cell))
         if not self.return_state:
             return output
         structure = self.get_initial_state(1)
@@ -432,4 +430,3 @@ def _reset_dropout(cell):
         if hasattr(c, "reset_dropout_mask"):
             c.reset_dropout_mask()
             c.reset_recurrent_dropout_mask()
-

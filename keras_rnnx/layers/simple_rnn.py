@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import keras
+
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
 from keras_rnnx.layers.builtin import CellLayer
-import keras
 
 
 @keras.saving.register_keras_serializable(package="keras_rnnx")

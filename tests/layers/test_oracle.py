@@ -200,7 +200,9 @@ def test_bidirectional_matches_keras(merge_mode, mask_kind, return_state):
     theirs = keras.layers.Bidirectional(
         keras.layers.LSTM(UNITS, **kwargs), merge_mode=merge_mode, name="bi"
     )
-    ours = keras_rnnx.Bidirectional(keras_rnnx.LSTM(UNITS, **kwargs), merge_mode=merge_mode, name="bi")
+    ours = keras_rnnx.Bidirectional(
+        keras_rnnx.LSTM(UNITS, **kwargs), merge_mode=merge_mode, name="bi"
+    )
     x = sequences()
     theirs(x)
     ours(x)

@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 from backend_utils import to_numpy
-from oracle import BATCH, FEATURES, MASK_KINDS, STEPS, assert_all_close, make_mask, sequences
 from keras import ops
+from oracle import BATCH, FEATURES, MASK_KINDS, STEPS, assert_all_close, make_mask, sequences
 
 import keras_rnnx
 
@@ -78,9 +78,7 @@ def test_masked_outputs_repeat_the_previous_output(
     last.return_sequences = False
     last(x)
     last.set_weights(layer.get_weights())
-    np.testing.assert_allclose(
-        to_numpy(last(x, mask=mask)[0]), expected_outputs[:, -1], atol=1e-5
-    )
+    np.testing.assert_allclose(to_numpy(last(x, mask=mask)[0]), expected_outputs[:, -1], atol=1e-5)
 
 
 @keras_rnnx.register_cell(package="rnnx_tests")
@@ -188,7 +186,9 @@ def test_stacked_cells_match_keras_stacked_cells(mask_kind):
     theirs = keras.layers.RNN(
         [keras.layers.LSTMCell(4), keras.layers.GRUCell(3)], return_state=True, name="s"
     )
-    ours = keras_rnnx.RNN([keras_rnnx.LSTMCell(4), keras_rnnx.GRUCell(3)], return_state=True, name="s")
+    ours = keras_rnnx.RNN(
+        [keras_rnnx.LSTMCell(4), keras_rnnx.GRUCell(3)], return_state=True, name="s"
+    )
     x = sequences()
     theirs(x)
     ours(x)

@@ -1,0 +1,53 @@
+"""Sessions: tests (one per backend), lint, demo.
+
+nox -s tests                  # the whole matrix: tensorflow, torch, jax
+nox -s "tests(backend='jax')" # one backend
+nox -s demo                   # KERAS_BACKEND picks the backend (default torch)
+nox -s lint
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+BACKENDS = ("tensorflow", "torch", "jax")
+ROOT = os.path.dirname(os.path.abspath(__file__))
+CONSTRAINTS = os.environ.get("KERAS_RNNX_CONSTRAINTS", os.path.join(ROOT, "constraints.txt"))
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def _install(session, *requirements):
+    constraints = ["-c", CONSTRAINTS] if CONSTRAINTS else []
+    session.install(*constraints, *requirements)
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS)
+def tests(session, backend):
+    """The test suite on one backend, with only that backend installed."""
+    _install(session, "-e", f".[test,{backend}]")
+    _install(session, "./examples/plugin")
+    workers = os.environ.get("PYTEST_WORKERS", "2")
+    session.run("pytest", "-n", workers, *session.posargs, env={"KERAS_BACKEND": backend})
+
+
+@nox.session
+def lint(session):
+    """ruff: lint and format check."""
+    session.install("ruff==0.17.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def demo(session):
+    """The digits LSTM classifier, on KERAS_BACKEND (default torch)."""
+    backend = os.environ.get("KERAS_BACKEND", "torch")
+    if backend not in BACKENDS:
+        session.error(f"KERAS_BACKEND must be one of {BACKENDS}. Received: {backend!r}")
+    _install(session, "-e", f".[{backend}]", "scikit-learn")
+    session.run("python", "examples/demo.py", env={"KERAS_BACKEND": backend})
