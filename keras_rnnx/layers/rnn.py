@@ -150,6 +150,14 @@ class RNN(keras.layers.Layer):
         """The stateful layer's state variables (`None` when not stateful)."""
         return self._states
 
+    @property
+    def variables(self):
+        # States are layer state, like seeds: listed here, so trainers that
+        # thread state through a compiled step (JAX) carry them from batch to
+        # batch, yet not among the weights, so files match Keras's.
+        states = keras.tree.flatten(self._states) if self._states is not None else []
+        return super().variables + states
+
     # ---- shapes -------------------------------------------------------------
 
     def _state_shapes(self):

@@ -294,3 +294,27 @@ def test_unused_feature_dims_do_not_matter_for_stacked_output_size():
     assert tuple(layer(sequences()).shape) == (BATCH, STEPS, 2)
     assert layer.cell.state_size == [5, [2, 2]]
     assert FEATURES == layer.cell.cells[0].kernel.shape[0]
+
+
+@pytest.mark.parametrize("layer_name", ("LSTM", "GRU"))
+def test_stateful_layer_carries_states_through_compiled_predict_and_fit(layer_name):
+    """predict() and fit() run compiled steps (tf.function, jax.jit); the
+    states must still carry over from batch to batch, and training must work
+    (on torch, Keras's own stateful layers fail in backward: keras#23462)."""
+    batch, steps = 2, 4
+    layer = getattr(keras_rnnx, layer_name)(3, stateful=True, return_sequences=True)
+    model = keras.Sequential([keras.Input((steps, FEATURES), batch_size=batch), layer])
+    chunks = [sequences(seed, (batch, steps, FEATURES)) for seed in range(3)]
+    outputs = [model.predict(chunk, batch_size=batch, verbose=0) for chunk in chunks]
+    whole = getattr(keras_rnnx, layer_name)(3, return_sequences=True)
+    joined = np.concatenate(chunks, axis=1)
+    whole(joined)
+    whole.set_weights(layer.get_weights())
+    np.testing.assert_allclose(np.concatenate(outputs, axis=1), to_numpy(whole(joined)), atol=1e-5)
+
+    layer.reset_state()
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.concatenate(chunks, axis=0)
+    history = model.fit(x, np.zeros((6, steps, 3)), batch_size=batch, shuffle=False, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert any(np.abs(to_numpy(s)).sum() > 0 for s in layer.states)
