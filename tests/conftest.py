@@ -18,3 +18,19 @@ def _fresh_keras():
 
 def pytest_report_header(config):
     return f"keras {keras.__version__}, backend {keras.backend.backend()}"
+
+
+@pytest.fixture(autouse=True)
+def _jax_eager_loops(request):
+    """On JAX, run the oracle tests op by op (`jax.disable_jit`).
+
+    They compare numbers, which compilation does not change, and each call's
+    `lax.scan` otherwise costs an XLA compile. Compiled loops are tested
+    elsewhere (fit, predict, saving, the guide)."""
+    if keras.backend.backend() != "jax" or "test_oracle" not in request.node.nodeid:
+        yield
+        return
+    import jax
+
+    with jax.disable_jit():
+        yield
