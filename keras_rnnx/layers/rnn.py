@@ -14,29 +14,11 @@ from keras_rnnx.saving import deserialize_part
 USE_CUDNN_VALUES = ("auto", True, False)
 
 
-def is_shape(shape) -> bool:
-    """A shape tuple (ints and `None`s), as opposed to a structure of shapes."""
-    return isinstance(shape, (tuple, list)) and all(
-        d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in shape
-    )
-
-
 def flat_shapes(shapes) -> list[tuple]:
     """The shape tuples of a (possibly nested) structure of shapes."""
-    if is_shape(shapes):
-        return [tuple(shapes)]
-    if isinstance(shapes, dict):
-        shapes = [shapes[k] for k in sorted(shapes)]
-    return [s for item in shapes for s in flat_shapes(item)]
-
-
-def map_shapes(fn, shapes):
-    """`fn` applied to each shape tuple of a structure, keeping the structure."""
-    if is_shape(shapes):
-        return fn(tuple(shapes))
-    if isinstance(shapes, dict):
-        return {k: map_shapes(fn, v) for k, v in shapes.items()}
-    return type(shapes)(map_shapes(fn, s) for s in shapes)
+    found = []
+    keras.tree.map_shape_structure(lambda s: found.append(tuple(s)), shapes)
+    return found
 
 
 @keras.saving.register_keras_serializable(package="keras_rnnx")
@@ -189,7 +171,7 @@ class RNN(keras.layers.Layer):
         shapes = flat_shapes(sequences_shape)
         for shape in shapes:
             self._check_rank(shape)
-        step_shapes = map_shapes(lambda s: (s[0], *s[2:]), sequences_shape)
+        step_shapes = keras.tree.map_shape_structure(lambda s: (s[0], *s[2:]), sequences_shape)
         if isinstance(self.cell, keras.layers.Layer) and not self.cell.built:
             self.cell.build(step_shapes)
         self._untracked(step_shapes=[s[1:] for s in flat_shapes(step_shapes)])
