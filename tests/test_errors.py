@@ -121,9 +121,22 @@ class WrongStatesCell(keras.layers.Layer):
         return states[0], [states[0]]
 
 
+@keras_rnnx.register_cell(package="rnnx_tests")
+class WrongOutputsCell(keras.layers.Layer):
+    """Declares one output, returns two."""
+
+    state_size = 2
+    output_size = 2
+
+    def call(self, inputs, states):
+        return [states[0], states[0]], states
+
+
 def test_cell_returning_the_wrong_structure():
     with pytest.raises(ValueError, match="do not match its declared `state_size`"):
         keras_rnnx.RNN(WrongStatesCell())(sequences())
+    with pytest.raises(ValueError, match="do not match its declared `output_size`"):
+        keras_rnnx.RNN(WrongOutputsCell())(sequences())
 
 
 def test_bad_state_size():

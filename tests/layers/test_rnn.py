@@ -318,3 +318,25 @@ def test_stateful_layer_carries_states_through_compiled_predict_and_fit(layer_na
     history = model.fit(x, np.zeros((6, steps, 3)), batch_size=batch, shuffle=False, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert any(np.abs(to_numpy(s)).sum() > 0 for s in layer.states)
+
+
+def test_bidirectional_weights_argument_and_backward_layer():
+    x = sequences()
+    source = keras_rnnx.Bidirectional(keras_rnnx.GRU(3))
+    source(x)
+    copy = keras_rnnx.Bidirectional(keras_rnnx.GRU(3), weights=source.get_weights())
+    np.testing.assert_allclose(to_numpy(copy(x)), to_numpy(source(x)), atol=1e-6)
+
+    backward = keras_rnnx.SimpleRNN(2, go_backwards=True)
+    mixed = keras_rnnx.Bidirectional(keras_rnnx.GRU(3), backward_layer=backward)
+    assert tuple(mixed(x).shape) == (BATCH, 5)
+    assert mixed.backward_layer is backward
+
+
+def test_bidirectional_stateful_states_and_reset():
+    layer = keras_rnnx.Bidirectional(keras_rnnx.LSTM(3, stateful=True))
+    layer(sequences())
+    assert len(layer.states) == 4
+    assert any(np.abs(to_numpy(s)).sum() > 0 for s in layer.states)
+    layer.reset_states()
+    assert all((to_numpy(s) == 0).all() for s in layer.states)
