@@ -1,5 +1,7 @@
 """Kernels: whole-sequence implementations of a recurrent layer's loop."""
 
+import keras
+
 from keras_rnnx.kernels import reference  # noqa: F401  (registers the reference kernel)
 from keras_rnnx.kernels.registry import (
     RecurrentCall,
@@ -8,5 +10,9 @@ from keras_rnnx.kernels.registry import (
     register_kernel,
     select,
 )
+
+# Each backend's kernels import that backend, so only the current one loads.
+if keras.backend.backend() == "torch":
+    from keras_rnnx.kernels import torch as _torch  # noqa: F401
 
 __all__ = ["RecurrentCall", "Selection", "kernels", "register_kernel", "select"]

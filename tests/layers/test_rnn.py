@@ -263,14 +263,17 @@ def test_compute_output_shape_and_mask():
     assert [tuple(s) for s in bi.compute_output_shape((2, 7, 3))] == [(2, 4)] * 4
 
 
-def test_explain_reports_the_reference_kernel():
-    layer = keras_rnnx.LSTM(3)
+def test_explain_reports_the_kernel_and_why_faster_ones_declined():
+    layer = keras_rnnx.RNN(ScaledOutputCell(3))
     with pytest.raises(ValueError, match="has not run yet"):
         keras_rnnx.explain(layer)
     layer(sequences())
     selection = keras_rnnx.explain(layer)
-    assert selection.kernel == "reference" and "reference" in str(selection)
-    bi = keras_rnnx.Bidirectional(keras_rnnx.GRU(3))
+    assert selection.kernel == "reference" and "kernel: reference" in str(selection)
+    fused = [k.name for k in keras_rnnx.kernels.kernels() if k.fused]
+    assert [name for name, _ in selection.passed_over] == fused
+    assert all("ScaledOutputCell" in why for _, why in selection.passed_over)
+    bi = keras_rnnx.Bidirectional(keras_rnnx.GRU(3, use_cudnn=False))
     bi(sequences())
     assert {k: v.kernel for k, v in keras_rnnx.explain(bi).items()} == {
         "forward": "reference",
@@ -281,7 +284,7 @@ def test_explain_reports_the_reference_kernel():
 
 
 def test_use_cudnn_true_explains_why_no_fused_kernel_runs():
-    layer = keras_rnnx.LSTM(3, use_cudnn=True)
+    layer = keras_rnnx.RNN(ScaledOutputCell(3), use_cudnn=True)
     with pytest.raises(ValueError, match="use_cudnn=True requires a fused kernel"):
         layer(sequences())
 
