@@ -8,10 +8,13 @@ o); GRU gates (z, r, h) are reordered to torch's (r, z, n), and its
 where torch adds two: the second is zeros.
 
 Right-padded masks run the full-length kernel: padding comes after the data,
-so each row's valid outputs are exact; the final state is the output at the
-row's last valid step (so only cells whose state is their output: GRU and
-SimpleRNN), and outputs at padded steps repeat it (or are zeros), as the
-reference loop defines. `go_backwards` reverses each row's valid prefix.
+so each row's valid outputs are exact; the final `h` is the output at the
+row's last valid step, and outputs at padded steps repeat it (or are zeros),
+as the reference loop defines. `go_backwards` reverses each row's valid
+prefix. An LSTM's final `c` is never output, so the kernel gets one more input
+feature, 1 at padded steps, weighted -1e4 into the input gate and +1e4 into
+the forget gate: there σ saturates to exactly i = 0 and f = 1 (σ' = 0), so `c`
+passes through the padding unchanged, in value and in gradient.
 """
 
 from __future__ import annotations
@@ -64,6 +67,21 @@ def _reverse_prefixes(x, lengths):
     return torch.gather(x, 1, index[..., None].expand_as(x)), index
 
 
+_SATURATE = 1e4
+
+
+def _hold_cell_state_in_padding(x, params, lengths):
+    """Add the padding feature that pins i = 0, f = 1 at padded steps."""
+    steps = torch.arange(x.shape[1], device=x.device)[None, :]
+    padding = (steps >= lengths[:, None]).to(x.dtype)[..., None]
+    w_ih = params[0]
+    units = w_ih.shape[0] // 4
+    column = torch.zeros((4 * units, 1), dtype=w_ih.dtype, device=w_ih.device)
+    column[:units] = -_SATURATE
+    column[units : 2 * units] = _SATURATE
+    return torch.cat([x, padding], dim=-1), [torch.cat([w_ih, column], dim=1), *params[1:]]
+
+
 class TorchFusedKernel:
     name = "torch-fused"
     priority = 10
@@ -89,8 +107,6 @@ class TorchFusedKernel:
         if call.mask is not None:
             if _right_padded_lengths(call.mask) is None:
                 return "mask is not right-padded"
-            if isinstance(cell, LSTMCell):
-                return "masked LSTM needs per-row final cell states (packed kernel not done)"
         return None
 
     def run(self, call: RecurrentCall):
@@ -109,6 +125,8 @@ class TorchFusedKernel:
         params = _params(cell)
         flags = (cell.bias is not None, 1, 0.0, call.training, False, True)
         if isinstance(cell, LSTMCell):
+            if lengths is not None:
+                x, params = _hold_cell_state_in_padding(x, params, lengths)
             y, h, c = torch._VF.lstm(x, tuple(states), params, *flags)
             final = [h[0], c[0]]
         else:
@@ -118,7 +136,8 @@ class TorchFusedKernel:
             y, h = fn(x, states[0], params, *flags)
             final = [h[0]]
         if lengths is not None:
-            y, final = self._apply_lengths(y, states[0][0], lengths, call)
+            y, last_h = self._apply_lengths(y, states[0][0], lengths, call)
+            final = [last_h, *final[1:]]
         packed = keras.tree.pack_sequence_as(call.states, final)
         return y[:, -1], y, packed
 
@@ -143,7 +162,7 @@ class TorchFusedKernel:
             carried = torch.zeros_like(y) if call.zero_output_for_mask else last[:, None, :]
             carried = torch.where((lengths > 0)[:, None, None], carried, torch.zeros_like(y))
             y = torch.where(padded, carried.expand_as(y), y)
-        return y, [last]
+        return y, last
 
 
 register_kernel(TorchFusedKernel())

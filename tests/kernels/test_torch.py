@@ -33,13 +33,11 @@ LAYERS = {
     "SimpleRNN": {},
     "SimpleRNN-relu": {"activation": "relu"},
 }
-# Masked LSTM is declined (see test_declines_with_a_reason).
 CASES = [
     (layer, case, mask)
     for layer in LAYERS
     for case in OPTIONS
     for mask in ("none", "right", "empty_row")
-    if layer != "LSTM" or mask == "none"
 ]
 
 
@@ -104,7 +102,7 @@ def test_fused_stateful_training_backward_works(layer):
 @pytest.mark.parametrize(
     ("layer", "options", "mask_kind", "reason"),
     [
-        ("LSTM", {}, "right", "masked LSTM"),
+        ("LSTM", {}, "left", "mask is not right-padded"),
         ("GRU", {}, "left", "mask is not right-padded"),
         ("GRU", {}, "holes", "mask is not right-padded"),
         ("GRU", {"reset_after": False}, "none", "reset_after=False"),
