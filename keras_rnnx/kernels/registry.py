@@ -88,8 +88,8 @@ def select(call: RecurrentCall) -> tuple[Kernel, Selection]:
     """
     passed_over = []
     for kernel in _KERNELS:
-        if call.use_cudnn is False and kernel.fused:
-            passed_over.append((kernel.name, "use_cudnn=False"))
+        if call.use_cudnn is False and kernel.priority > 0:
+            passed_over.append((kernel.name, "use_cudnn=False asks for the reference loop"))
             continue
         reason = kernel.why_not(call)
         if reason is None:
