@@ -51,3 +51,10 @@ def demo(session):
         session.error(f"KERAS_BACKEND must be one of {BACKENDS}. Received: {backend!r}")
     _install(session, "-e", f".[{backend}]", "scikit-learn")
     session.run("python", "examples/demo.py", env={"KERAS_BACKEND": backend})
+
+
+@nox.session
+def bench(session):
+    """benchmarks/bench.py with all three backends installed; arguments after `--`."""
+    _install(session, "-e", ".[tensorflow,torch,jax]")
+    session.run("python", "benchmarks/bench.py", *session.posargs)
