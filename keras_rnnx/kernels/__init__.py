@@ -14,5 +14,7 @@ from keras_rnnx.kernels.registry import (
 # Each backend's kernels import that backend, so only the current one loads.
 if keras.backend.backend() == "torch":
     from keras_rnnx.kernels import torch as _torch  # noqa: F401
+elif keras.backend.backend() == "tensorflow":
+    from keras_rnnx.kernels import tensorflow as _tensorflow  # noqa: F401
 
 __all__ = ["RecurrentCall", "Selection", "kernels", "register_kernel", "select"]

@@ -27,7 +27,7 @@ def _where(mask_t, new, old):
     return ops.where(m, new, old)
 
 
-def _check_structure(expected, received, what, cell):
+def check_structure(expected, received, what, cell):
     if len(keras.tree.flatten(expected)) != len(keras.tree.flatten(received)):
         raise ValueError(
             f"The cell {cell.name!r} returned {what} that do not match its "
@@ -71,8 +71,8 @@ class ReferenceKernel:
                 state_structure, list
             ):
                 new_states = [new_states]
-            _check_structure(state_structure, new_states, "states", cell)
-            _check_structure(output_structure, output, "outputs", cell)
+            check_structure(state_structure, new_states, "states", cell)
+            check_structure(output_structure, output, "outputs", cell)
             flat_new = keras.tree.flatten(new_states)
             flat_out = keras.tree.flatten(output)
             if call.mask is not None:

@@ -1,0 +1,96 @@
+"""The tf.while_loop kernel against the reference kernel, for built-in,
+custom, stacked and nested cells, in eager mode and inside tf.function."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from backend_utils import coefficients_for, outputs_and_gradients, to_numpy
+from oracle import UNITS, assert_all_close, make_mask, sequences, states_for
+
+import keras_rnnx
+
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="the tf.while_loop kernel runs on the TensorFlow backend only",
+)
+
+OPTIONS = {
+    "default": {},
+    "sequences_state": {"return_sequences": True, "return_state": True},
+    "backwards": {"go_backwards": True, "return_sequences": True, "return_state": True},
+    "zero_output": {"zero_output_for_mask": True, "return_sequences": True},
+}
+MAKERS = {
+    "LSTM": lambda **kw: keras_rnnx.LSTM(UNITS, **kw),
+    "GRU-reset_before": lambda **kw: keras_rnnx.GRU(UNITS, reset_after=False, **kw),
+    "SimpleRNN": lambda **kw: keras_rnnx.SimpleRNN(UNITS, **kw),
+    "stacked": lambda **kw: keras_rnnx.RNN(
+        [keras_rnnx.LSTMCell(4), keras_rnnx.GRUCell(UNITS)], **kw
+    ),
+}
+CASES = [(m, o, k) for m in MAKERS for o in OPTIONS for k in ("none", "right", "holes")]
+
+
+def _pair(maker, **options):
+    loop, reference = MAKERS[maker](**options), MAKERS[maker](use_cudnn=False, **options)
+    x = sequences()
+    loop(x)
+    reference(x)
+    reference.set_weights(loop.get_weights())
+    return loop, reference
+
+
+@pytest.mark.parametrize(("maker", "case", "mask_kind"), CASES, ids=["-".join(c) for c in CASES])
+def test_loop_matches_reference(maker, case, mask_kind):
+    loop, reference = _pair(maker, **OPTIONS[case])
+    x, mask = sequences(), make_mask(mask_kind)
+    kwargs = {} if mask is None else {"mask": mask}
+    coefficients = coefficients_for(reference(x, **kwargs))
+    out_l, grad_l = outputs_and_gradients(loop, x, coefficients, **kwargs)
+    out_r, grad_r = outputs_and_gradients(reference, x, coefficients, **kwargs)
+    assert_all_close(out_l, out_r, "outputs")
+    assert_all_close(grad_l, grad_r, "gradients")
+    assert keras_rnnx.explain(loop).kernel == "tf-while"
+
+
+def test_loop_in_tf_function_with_unknown_batch_and_steps():
+    import tensorflow as tf
+
+    loop, reference = _pair("LSTM", return_sequences=True, return_state=True)
+    states = states_for(reference, batch=2)
+    graph = tf.function(
+        lambda x, h, c: loop(x, initial_state=[h, c]),
+        input_signature=[tf.TensorSpec((None, None, 5))] + [tf.TensorSpec((None, UNITS))] * 2,
+    )
+    x = sequences(shape=(2, 9, 5))
+    got = [to_numpy(t) for t in graph(x, *states)]
+    want = [to_numpy(t) for t in reference(x, initial_state=states)]
+    assert_all_close(got, want, "tf.function")
+
+
+def test_unroll_declines():
+    layer = keras_rnnx.GRU(UNITS, unroll=True)
+    layer(sequences())
+    selection = keras_rnnx.explain(layer)
+    assert selection.kernel == "reference"
+    assert ("tf-while", "unroll=True asks for the unrolled loop") in selection.passed_over
+
+
+def test_nested_cell_runs_in_the_loop():
+    from layers.test_rnn import NestedCell
+
+    x = (np.random.rand(2, 4, 4).astype("float32"), np.random.rand(2, 4, 3, 2).astype("float32"))
+    loop = keras_rnnx.RNN(NestedCell(5, 2, 3), return_sequences=True, return_state=True)
+    reference = keras_rnnx.RNN(
+        NestedCell(5, 2, 3), return_sequences=True, return_state=True, use_cudnn=False
+    )
+    loop(x)
+    reference(x)
+    reference.set_weights(loop.get_weights())
+    mask = make_mask("holes", batch=2, steps=4)
+    got = [to_numpy(t) for t in keras.tree.flatten(loop(x, mask=mask))]
+    want = [to_numpy(t) for t in keras.tree.flatten(reference(x, mask=mask))]
+    assert_all_close(got, want, "nested")
+    assert keras_rnnx.explain(loop).kernel == "tf-while"
