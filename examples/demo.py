@@ -35,7 +35,7 @@ def main():
         optimizer="adam",
         metrics=["accuracy"],
     )
-    model.fit(x_train, y_train, batch_size=64, epochs=15, verbose=0)
+    model.fit(x_train, y_train, batch_size=64, epochs=40, verbose=0)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
 
     print(f"backend:  {keras.backend.backend()}")
