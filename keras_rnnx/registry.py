@@ -10,10 +10,9 @@ plugin that fails to load gives a warning that names it and is skipped.
 
 from __future__ import annotations
 
-import importlib.metadata
-import warnings
-
 import keras
+
+from keras_rnnx.plugins import load_entry_points
 
 ENTRY_POINT_GROUP = "keras_rnnx.cells"
 
@@ -72,17 +71,7 @@ def discover_plugins(force: bool = False) -> None:
     if _discovered and not force:
         return
     _discovered = True
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            loaded = entry_point.load()
-        except Exception as e:  # noqa: BLE001 - a plugin's own bug must not crash us
-            warnings.warn(
-                f"keras_rnnx: could not load cell plugin {entry_point.name!r} "
-                f"({entry_point.value}): {type(e).__name__}: {e}",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            continue
+    for entry_point, loaded in load_entry_points(ENTRY_POINT_GROUP):
         if isinstance(loaded, type) and loaded not in _CELLS.values():
             package = entry_point.dist.name if entry_point.dist else entry_point.name
             register_cell(loaded, package=package)

@@ -48,13 +48,11 @@ def test_register_cell_rejects_non_cells():
         keras_rnnx.register_cell(42)
 
 
-def _fake_distribution(path, name, entry_points):
+def _fake_distribution(path, name, entry_points, group=registry.ENTRY_POINT_GROUP):
     dist = path / f"{name}-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(
-        f"[{registry.ENTRY_POINT_GROUP}]\n" + "\n".join(entry_points) + "\n"
-    )
+    (dist / "entry_points.txt").write_text(f"[{group}]\n" + "\n".join(entry_points) + "\n")
 
 
 def test_broken_plugin_warns_with_its_name_and_others_still_load(tmp_path, monkeypatch):
@@ -74,7 +72,7 @@ def test_broken_plugin_warns_with_its_name_and_others_still_load(tmp_path, monke
     _fake_distribution(tmp_path, "rnnx_broken_plugin", ["broken = no_such_module_anywhere:Cell"])
     _fake_distribution(tmp_path, "rnnx_good_plugin", ["good = good_cells:GoodCell"])
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.warns(RuntimeWarning, match="'broken'.*no_such_module_anywhere"):
+    with pytest.warns(RuntimeWarning, match="'broken' of keras_rnnx.cells.*no_such_module"):
         registry.discover_plugins(force=True)
     cells = keras_rnnx.registered_cells()
     assert "rnnx_good_plugin>GoodCell" in cells
@@ -113,3 +111,55 @@ print(type(model.layers[0].cell).__module__)
         [sys.executable, "-c", load], check=True, capture_output=True, text=True
     )
     assert result.stdout.strip().endswith("rnnx_demo_plugin")
+
+
+KERNEL_PLUGIN = '''
+import keras_rnnx
+from keras_rnnx.kernels.reference import ReferenceKernel
+
+
+class DoublingKernel(ReferenceKernel):
+    """The reference loop with its outputs doubled: visibly this kernel."""
+
+    name = "doubling"
+    priority = 99
+    fused = True
+
+    def why_not(self, call):
+        if type(call.cell) is not keras_rnnx.SimpleRNNCell:
+            return "only SimpleRNNCell"
+        return None
+
+    def run(self, call):
+        last, outputs, states = super().run(call)
+        return 2 * last, 2 * outputs, states
+'''
+
+
+def test_kernel_plugins_are_selected_and_broken_ones_warn(tmp_path, monkeypatch):
+    from keras_rnnx.kernels import registry as kernel_registry
+
+    (tmp_path / "doubling_kernel.py").write_text(KERNEL_PLUGIN)
+    group = kernel_registry.ENTRY_POINT_GROUP
+    _fake_distribution(
+        tmp_path, "rnnx_kernel_plugin", ["d = doubling_kernel:DoublingKernel"], group
+    )
+    _fake_distribution(tmp_path, "rnnx_bad_kernels", ["bad = no_such_kernel_module:K"], group)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(kernel_registry, "_KERNELS", list(kernel_registry._KERNELS))
+    with pytest.warns(RuntimeWarning, match="'bad' of keras_rnnx.kernels"):
+        kernel_registry.discover_kernels(force=True)
+    x = np.random.RandomState(0).randn(2, 4, 5).astype("float32")
+    plugged, reference = keras_rnnx.SimpleRNN(3), keras_rnnx.SimpleRNN(3, use_cudnn=False)
+    plugged(x)
+    reference(x)
+    reference.set_weights(plugged.get_weights())
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(plugged(x)),
+        2 * keras.ops.convert_to_numpy(reference(x)),
+        rtol=1e-6,
+    )
+    assert keras_rnnx.explain(plugged).kernel == "doubling"
+    gru = keras_rnnx.GRU(3)
+    gru(x)
+    assert ("doubling", "only SimpleRNNCell") in keras_rnnx.explain(gru).passed_over

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 import keras
 
+from keras_rnnx.plugins import load_entry_points
+
 logger = logging.getLogger("keras_rnnx")
 
 
@@ -52,14 +54,34 @@ class Kernel(Protocol):
         ...
 
 
+ENTRY_POINT_GROUP = "keras_rnnx.kernels"
+
 _KERNELS: list[Kernel] = []
+_discovered = False
 
 
 def register_kernel(kernel: Kernel) -> Kernel:
-    """Add a kernel to the selection (kept sorted by priority, highest first)."""
+    """Add a kernel to the selection (kept sorted by priority, highest first).
+
+    Other packages register theirs through the entry-point group
+    `keras_rnnx.kernels`, naming a kernel object or a class to instantiate;
+    they load before the first selection.
+    """
     _KERNELS.append(kernel)
     _KERNELS.sort(key=lambda k: -k.priority)
     return kernel
+
+
+def discover_kernels(force: bool = False) -> None:
+    """Register the kernels installed packages declare (once; again with `force`)."""
+    global _discovered
+    if _discovered and not force:
+        return
+    _discovered = True
+    for _, loaded in load_entry_points(ENTRY_POINT_GROUP):
+        kernel = loaded() if isinstance(loaded, type) else loaded
+        if kernel not in _KERNELS:
+            register_kernel(kernel)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +108,7 @@ def select(call: RecurrentCall) -> tuple[Kernel, Selection]:
     Raises:
         ValueError: `use_cudnn=True` and no fused kernel accepts the call.
     """
+    discover_kernels()
     passed_over = []
     for kernel in _KERNELS:
         if call.use_cudnn is False and kernel.priority > 0:
