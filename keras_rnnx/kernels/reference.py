@@ -38,6 +38,44 @@ def check_structure(expected, received, what, cell):
         )
 
 
+def masked_step(call: RecurrentCall, output_structure):
+    """One step of `call.cell` with the masking semantics above.
+
+    Returns `step(inputs_t, mask_t, flat_states, flat_prev) -> (flat_states,
+    flat_outputs)`, on flat lists; `mask_t` is `(batch,)` or `None`. Loops on
+    any backend share it, so they agree by construction.
+    """
+    cell, state_structure = call.cell, call.states
+    kwargs = {"training": call.training} if accepts_training(cell) else {}
+
+    def step(inputs_t, mask_t, flat_states, flat_prev):
+        inputs_t = keras.tree.pack_sequence_as(call.inputs, list(inputs_t))
+        states = keras.tree.pack_sequence_as(state_structure, list(flat_states))
+        output, new_states = cell(inputs_t, states, **kwargs)
+        if not isinstance(new_states, (list, tuple, dict)) and isinstance(state_structure, list):
+            new_states = [new_states]
+        check_structure(state_structure, new_states, "states", cell)
+        check_structure(output_structure, output, "outputs", cell)
+        flat_new = keras.tree.flatten(new_states)
+        flat_out = keras.tree.flatten(output)
+        if mask_t is not None:
+            flat_new = [_where(mask_t, n, s) for n, s in zip(flat_new, flat_states)]
+            flat_out = [
+                _where(mask_t, o, ops.zeros_like(o) if call.zero_output_for_mask else p)
+                for o, p in zip(flat_out, flat_prev)
+            ]
+        return list(flat_new), list(flat_out)
+
+    return step
+
+
+def zero_outputs(call: RecurrentCall, batch):
+    """The cell's output structure, as zeros: the output before the first step."""
+    cell = call.cell
+    dtype = getattr(cell, "compute_dtype", None) or keras.backend.floatx()
+    return zeros_for(output_shapes(cell), batch, dtype)
+
+
 class ReferenceKernel:
     name = "reference"
     priority = 0
@@ -47,42 +85,19 @@ class ReferenceKernel:
         return None
 
     def run(self, call: RecurrentCall):
-        cell = call.cell
         flat_inputs = keras.tree.flatten(call.inputs)
-        batch = ops.shape(flat_inputs[0])[0]
-        dtype = getattr(cell, "compute_dtype", None) or keras.backend.floatx()
         xs = [ops.moveaxis(x, 1, 0) for x in flat_inputs]  # time-major
         if call.mask is not None:
             xs.append(ops.transpose(ops.cast(call.mask, "bool")))
         if call.go_backwards:
             xs = [ops.flip(x, axis=0) for x in xs]
-
-        state_structure = call.states
-        output_structure = zeros_for(output_shapes(cell), batch, dtype)
-        kwargs = {"training": call.training} if accepts_training(cell) else {}
+        output_structure = zero_outputs(call, ops.shape(flat_inputs[0])[0])
+        cell_step = masked_step(call, output_structure)
         n_inputs = len(flat_inputs)
 
         def step(carry, x_t):
-            flat_states, flat_prev = carry
-            inputs_t = keras.tree.pack_sequence_as(call.inputs, list(x_t[:n_inputs]))
-            states = keras.tree.pack_sequence_as(state_structure, list(flat_states))
-            output, new_states = cell(inputs_t, states, **kwargs)
-            if not isinstance(new_states, (list, tuple, dict)) and isinstance(
-                state_structure, list
-            ):
-                new_states = [new_states]
-            check_structure(state_structure, new_states, "states", cell)
-            check_structure(output_structure, output, "outputs", cell)
-            flat_new = keras.tree.flatten(new_states)
-            flat_out = keras.tree.flatten(output)
-            if call.mask is not None:
-                mask_t = x_t[n_inputs]
-                flat_new = [_where(mask_t, n, s) for n, s in zip(flat_new, flat_states)]
-                flat_out = [
-                    _where(mask_t, o, ops.zeros_like(o) if call.zero_output_for_mask else p)
-                    for o, p in zip(flat_out, flat_prev)
-                ]
-            new_carry = (list(flat_new), list(flat_out))
+            mask_t = x_t[n_inputs] if call.mask is not None else None
+            new_carry = cell_step(x_t[:n_inputs], mask_t, *carry)
             return new_carry, new_carry
 
         init = (keras.tree.flatten(call.states), keras.tree.flatten(output_structure))
@@ -99,7 +114,7 @@ class ReferenceKernel:
         return (
             keras.tree.pack_sequence_as(output_structure, flat_last),
             keras.tree.pack_sequence_as(output_structure, outputs),
-            keras.tree.pack_sequence_as(state_structure, flat_states),
+            keras.tree.pack_sequence_as(call.states, flat_states),
         )
 
 
