@@ -2,9 +2,9 @@
 
 It runs the reference loop's own step (`masked_step`), but states and the
 previous output are plain loop variables and only the outputs go to a
-`TensorArray` (only when the sequence is returned). Keras's `ops.scan` on TensorFlow routes the carry
-through a `TensorArray` each step and stacks it, which made the reference loop
-up to 1.7x slower than keras.layers here.
+`TensorArray` (only when the sequence is returned). Keras's `ops.scan` on
+TensorFlow routes the carry through a `TensorArray` each step and stacks it,
+which made the reference loop up to 1.7x slower than keras.layers here.
 """
 
 from __future__ import annotations
