@@ -142,9 +142,10 @@ class RNN(keras.layers.Layer):
 
     # ---- shapes -------------------------------------------------------------
 
-    def _state_shapes(self):
-        """Per state, in flat order: its shape with `None` for the batch."""
-        return [(None, *tuple(t.shape)[1:]) for t in keras.tree.flatten(self.get_initial_state(1))]
+    @staticmethod
+    def _state_shapes(structure):
+        """Per state of a template structure, in flat order: its shape, `None` for batch."""
+        return [(None, *tuple(t.shape)[1:]) for t in keras.tree.flatten(structure)]
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         first = flat_shapes(sequences_shape)[0]
@@ -155,7 +156,7 @@ class RNN(keras.layers.Layer):
             return output
         structure = self.get_initial_state(1)
         states = keras.tree.pack_sequence_as(
-            structure, [Shape((batch, *s[1:])) for s in self._state_shapes()]
+            structure, [Shape((batch, *s[1:])) for s in self._state_shapes(structure)]
         )
         states = keras.tree.map_structure(lambda s: s.dims, states)
         return (output, *states)
@@ -246,7 +247,7 @@ class RNN(keras.layers.Layer):
     def _conform_states(self, states, argument, batch=None):
         """Check user-given states and pack them into the cell's structure."""
         structure = self.get_initial_state(1)
-        expected = self._state_shapes()
+        expected = self._state_shapes(structure)
         given = states if isinstance(states, (list, tuple, dict)) else [states]
         flat = keras.tree.flatten(given)
         if len(flat) != len(expected):
