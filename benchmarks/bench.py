@@ -5,8 +5,9 @@
 
 Rows: LSTM, GRU, SimpleRNN x (batch, steps, features, units) shapes x unmasked /
 right-padded mask (lengths uniform in [T/2, T]) x inference (`predict_on_batch`)
-/ train step (`train_on_batch`). Prints medians (ms) and ratios; one run, so
-the ratios compare like with like on a noisy machine.
+/ train step (`train_on_batch`); native ops are in `native.py`. Prints medians
+(ms) and ratios; one run, so the ratios compare like with like on a noisy
+machine.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+import native
 
 BACKENDS = ("tensorflow", "torch", "jax")
 SHAPES = ((64, 100, 64, 128), (16, 500, 32, 256))
@@ -63,38 +66,7 @@ def _keras_fns(lib, layer, shape, masked, x, y):
     return (lambda: model.predict_on_batch(x)), (lambda: model.train_on_batch(x, y))
 
 
-def _torch_native_fns(layer, shape, masked, x, y, lengths):
-    import torch
-
-    batch, steps, features, units = shape
-    module = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "SimpleRNN": torch.nn.RNN}[layer]
-    rnn = module(features, units, batch_first=True)
-    optimizer = torch.optim.SGD(rnn.parameters(), lr=0.01)
-    xt, yt = torch.tensor(x), torch.tensor(y)
-
-    def forward():
-        if masked:
-            packed = torch.nn.utils.rnn.pack_padded_sequence(
-                xt, torch.tensor(lengths), batch_first=True, enforce_sorted=False
-            )
-            _, h = rnn(packed)
-        else:
-            _, h = rnn(xt)
-        return (h[0] if isinstance(h, tuple) else h)[0]
-
-    def infer():
-        with torch.no_grad():
-            forward()
-
-    def train():
-        optimizer.zero_grad()
-        torch.nn.functional.mse_loss(forward(), yt).backward()
-        optimizer.step()
-
-    return infer, train
-
-
-def run_backend(quick):
+def run_backend(quick, layers=LAYERS):
     import keras
 
     import keras_rnnx
@@ -104,15 +76,14 @@ def run_backend(quick):
     shapes = SHAPES[:1] if quick else SHAPES
     rows = []
     for shape in shapes:
-        for layer in LAYERS:
+        for layer in layers:
             for masked in (False, True):
                 x, y, lengths = _data(*shape, masked)
                 impls = {
                     "keras_rnnx": _keras_fns(keras_rnnx, layer, shape, masked, x, y),
                     "keras.layers": _keras_fns(keras.layers, layer, shape, masked, x, y),
                 }
-                if backend == "torch":
-                    impls["native"] = _torch_native_fns(layer, shape, masked, x, y, lengths)
+                impls["native"] = native.FNS[backend](layer, shape, masked, x, y, lengths)
                 for mode, index in (("infer", 0), ("train", 1)):
                     row = {
                         "backend": backend,
@@ -129,14 +100,12 @@ def run_backend(quick):
 
 
 def _format(row):
-    others = [row[k] for k in ("keras.layers", "native") if k in row]
-    ratio = row["keras_rnnx"] / min(others)
+    ratio = row["keras_rnnx"] / min(row["keras.layers"], row["native"])
     vs_keras = row["keras_rnnx"] / row["keras.layers"]
-    native = f"{row['native']:9.1f}" if "native" in row else f"{'-':>9}"
     return (
         f"{row['backend']:10} {row['layer']:9} {'x'.join(map(str, row['shape'])):15} "
         f"{'right' if row['masked'] else 'none':5} {row['mode']:5} "
-        f"{row['keras_rnnx']:9.1f} {row['keras.layers']:9.1f} {native} "
+        f"{row['keras_rnnx']:9.1f} {row['keras.layers']:9.1f} {row['native']:9.1f} "
         f"{vs_keras:8.2f} {ratio:8.2f}"
     )
 
@@ -152,6 +121,7 @@ def main():
     parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "torch"))
     parser.add_argument("--quick", action="store_true", help="first shape, 3 repeats")
     parser.add_argument("--json", help="write the rows here")
+    parser.add_argument("--layers", default=",".join(LAYERS), help="comma-separated")
     args = parser.parse_args()
     backends = BACKENDS if args.backend == "all" else (args.backend,)
     rows = []
@@ -159,10 +129,11 @@ def main():
     for backend in backends:
         if len(backends) == 1:
             os.environ["KERAS_BACKEND"] = backend
-            rows += run_backend(args.quick)
+            rows += run_backend(args.quick, args.layers.split(","))
             continue
         out = subprocess.run(
             [sys.executable, __file__, "--backend", backend, "--json", "/dev/stdout"]
+            + ["--layers", args.layers]
             + (["--quick"] if args.quick else []),
             capture_output=True,
             text=True,

@@ -2,12 +2,12 @@
 # GPU check for the accelerator machine (device tool), in one call.
 #
 # Here, once, fetch what that machine lacks (it has torch, jax, pytest, h5py,
-# rich, absl-py, ml-dtypes, scikit-learn; not keras, namex, optree):
+# rich, absl-py, ml-dtypes; not keras, namex, optree):
 #   bash benchmarks/gpu_check.sh --fetch
 # Then run there with carry [".whl"]:
 #   bash benchmarks/gpu_check.sh
 # It runs the kernel parity and oracle tests on CUDA for torch and jax, then
-# the benchmark rows, writing logs and JSON under $OUT.
+# the benchmark rows (quick: the first shape), writing logs and JSON under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,16 +26,21 @@ out="${OUT:-/tmp/gpu_check}"
 mkdir -p "$out"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
+# One GPU, several test processes: JAX must not take 75% of it in each.
+export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+python3 -c "import torch, jax; print('torch', torch.__version__, 'jax', jax.__version__, jax.devices())"
 status=0
 for backend in torch jax; do
   echo "== $backend: parity tests on the GPU"
-  KERAS_BACKEND=$backend python3 -m pytest -q -x -p no:cacheprovider \
-    tests/kernels tests/layers/test_oracle.py 2>&1 | tee "$out/tests_$backend.log" | tail -5
+  KERAS_BACKEND=$backend timeout 200 python3 -m pytest -q -n 8 -p no:cacheprovider \
+    tests/kernels tests/layers/test_oracle.py 2>&1 | tee "$out/tests_$backend.log" | tail -8
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-  echo "== $backend: benchmark"
-  KERAS_BACKEND=$backend python3 benchmarks/bench.py --quick --json "$out/bench_$backend.json" \
-    2>&1 | tee "$out/bench_$backend.log" | grep -v -i warn
 done
+echo "== torch: benchmark"
+KERAS_BACKEND=torch timeout 120 python3 benchmarks/bench.py --quick \
+  --json "$out/bench_torch.json" 2>&1 | grep -v -i warn | tee "$out/bench_torch.log"
+echo "== jax: benchmark (LSTM: cuDNN)"
+KERAS_BACKEND=jax timeout 120 python3 benchmarks/bench.py --quick --layers LSTM \
+  --json "$out/bench_jax.json" 2>&1 | grep -v -i warn | tee "$out/bench_jax.log"
 exit $status

@@ -16,6 +16,22 @@ def _fresh_keras():
     keras.backend.clear_session()
 
 
+def _full_float32_on_gpus():
+    """Parity is asserted to 1e-5, so GPUs must not round float32 to TF32."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    elif keras.backend.backend() == "jax":
+        import jax
+
+        jax.config.update("jax_default_matmul_precision", "highest")
+
+
+_full_float32_on_gpus()
+
+
 def pytest_report_header(config):
     return f"keras {keras.__version__}, backend {keras.backend.backend()}"
 

@@ -61,3 +61,31 @@ def states_for(layer, seed=3, batch=BATCH):
         rng.randn(*tuple(keras.ops.shape(s))).astype("float32")
         for s in keras.tree.flatten(template)
     ]
+
+
+def fast_and_reference(make, **options):
+    """Two built layers from `make(**options)` with equal weights: one free to
+    pick a fast kernel, one held to the reference kernel (`use_cudnn=False`)."""
+    fast, reference = make(**options), make(use_cudnn=False, **options)
+    x = sequences()
+    fast(x)
+    reference(x)
+    reference.set_weights(fast.get_weights())
+    return fast, reference
+
+
+def assert_matches_reference(fast, reference, x, **call_kwargs):
+    """Same outputs, and gradients w.r.t. inputs and weights, as the reference."""
+    from backend_utils import coefficients_for, outputs_and_gradients
+
+    coefficients = coefficients_for(reference(x, **call_kwargs))
+    out_f, grad_f = outputs_and_gradients(fast, x, coefficients, **call_kwargs)
+    out_r, grad_r = outputs_and_gradients(reference, x, coefficients, **call_kwargs)
+    assert_all_close(out_f, out_r, "outputs")
+    assert_all_close(grad_f, grad_r, "gradients")
+
+
+def mask_kwargs(kind, **shape):
+    """`{"mask": make_mask(kind)}`, or `{}` for no mask."""
+    mask = make_mask(kind, **shape)
+    return {} if mask is None else {"mask": mask}

@@ -14,6 +14,8 @@ from keras_rnnx.kernels.registry import (
 # Each backend's kernels import that backend, so only the current one loads.
 if keras.backend.backend() == "torch":
     from keras_rnnx.kernels import torch as _torch  # noqa: F401
+elif keras.backend.backend() == "jax":
+    from keras_rnnx.kernels import jax as _jax  # noqa: F401
 elif keras.backend.backend() == "tensorflow":
     from keras_rnnx.kernels import tensorflow as _tensorflow  # noqa: F401
 

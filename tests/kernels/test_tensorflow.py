@@ -6,8 +6,17 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import coefficients_for, outputs_and_gradients, to_numpy
-from oracle import UNITS, assert_all_close, make_mask, sequences, states_for
+from backend_utils import to_numpy
+from oracle import (
+    UNITS,
+    assert_all_close,
+    assert_matches_reference,
+    fast_and_reference,
+    make_mask,
+    mask_kwargs,
+    sequences,
+    states_for,
+)
 
 import keras_rnnx
 
@@ -34,24 +43,13 @@ CASES = [(m, o, k) for m in MAKERS for o in OPTIONS for k in ("none", "right", "
 
 
 def _pair(maker, **options):
-    loop, reference = MAKERS[maker](**options), MAKERS[maker](use_cudnn=False, **options)
-    x = sequences()
-    loop(x)
-    reference(x)
-    reference.set_weights(loop.get_weights())
-    return loop, reference
+    return fast_and_reference(MAKERS[maker], **options)
 
 
 @pytest.mark.parametrize(("maker", "case", "mask_kind"), CASES, ids=["-".join(c) for c in CASES])
 def test_loop_matches_reference(maker, case, mask_kind):
     loop, reference = _pair(maker, **OPTIONS[case])
-    x, mask = sequences(), make_mask(mask_kind)
-    kwargs = {} if mask is None else {"mask": mask}
-    coefficients = coefficients_for(reference(x, **kwargs))
-    out_l, grad_l = outputs_and_gradients(loop, x, coefficients, **kwargs)
-    out_r, grad_r = outputs_and_gradients(reference, x, coefficients, **kwargs)
-    assert_all_close(out_l, out_r, "outputs")
-    assert_all_close(grad_l, grad_r, "gradients")
+    assert_matches_reference(loop, reference, sequences(), **mask_kwargs(mask_kind))
     assert keras_rnnx.explain(loop).kernel == "tf-while"
 
 

@@ -7,7 +7,17 @@ import keras
 import numpy as np
 import pytest
 from backend_utils import coefficients_for, outputs_and_gradients, to_numpy
-from oracle import BATCH, STEPS, UNITS, assert_all_close, make_mask, sequences, states_for
+from oracle import (
+    BATCH,
+    STEPS,
+    UNITS,
+    assert_all_close,
+    assert_matches_reference,
+    fast_and_reference,
+    mask_kwargs,
+    sequences,
+    states_for,
+)
 
 import keras_rnnx
 
@@ -41,30 +51,19 @@ CASES = [
 ]
 
 
-def _pair(layer, **options):
+def _make(layer):
     cls = getattr(keras_rnnx, layer.split("-")[0])
-    kwargs = {**LAYERS[layer], **options}
-    fused, reference = cls(UNITS, **kwargs), cls(UNITS, use_cudnn=False, **kwargs)
-    x = sequences()
-    fused(x)
-    reference(x)
-    reference.set_weights(fused.get_weights())
-    return fused, reference
+    return lambda **kw: cls(UNITS, **LAYERS[layer], **kw)
 
 
-def _compare(fused, reference, x, **kwargs):
-    coefficients = coefficients_for(reference(x, **kwargs))
-    out_f, grad_f = outputs_and_gradients(fused, x, coefficients, **kwargs)
-    out_r, grad_r = outputs_and_gradients(reference, x, coefficients, **kwargs)
-    assert_all_close(out_f, out_r, "outputs")
-    assert_all_close(grad_f, grad_r, "gradients")
+def _pair(layer, **options):
+    return fast_and_reference(_make(layer), **options)
 
 
 @pytest.mark.parametrize(("layer", "case", "mask_kind"), CASES, ids=["-".join(c) for c in CASES])
 def test_fused_matches_reference(layer, case, mask_kind):
     fused, reference = _pair(layer, **OPTIONS[case])
-    mask = make_mask(mask_kind)
-    _compare(fused, reference, sequences(), **({} if mask is None else {"mask": mask}))
+    assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
     assert keras_rnnx.explain(fused).kernel == "torch-fused"
     assert keras_rnnx.explain(reference).kernel == "reference"
 
@@ -73,7 +72,7 @@ def test_fused_matches_reference(layer, case, mask_kind):
 def test_fused_with_initial_state_and_inference_dropout(layer):
     fused, reference = _pair(layer, return_state=True, dropout=0.5)
     states = states_for(reference)
-    _compare(fused, reference, sequences(), initial_state=states, training=False)
+    assert_matches_reference(fused, reference, sequences(), initial_state=states, training=False)
 
 
 @pytest.mark.parametrize("layer", ("GRU", "SimpleRNN"))
@@ -113,18 +112,14 @@ def test_fused_stateful_training_backward_works(layer):
 )
 def test_declines_with_a_reason(layer, options, mask_kind, reason):
     cls = getattr(keras_rnnx, layer)
-    auto, reference = cls(UNITS, **options), cls(UNITS, use_cudnn=False, **options)
+    auto, reference = fast_and_reference(lambda **kw: cls(UNITS, **kw), **options)
     x = sequences()
-    auto(x)
-    reference(x)
-    reference.set_weights(auto.get_weights())
-    mask = make_mask(mask_kind)
-    _compare(auto, reference, x, **({} if mask is None else {"mask": mask}))
+    assert_matches_reference(auto, reference, x, **mask_kwargs(mask_kind))
     selection = keras_rnnx.explain(auto)
     assert selection.kernel == "reference"
     assert any(name == "torch-fused" and reason in why for name, why in selection.passed_over)
     with pytest.raises(ValueError, match=reason):
-        cls(UNITS, use_cudnn=True, **options)(x, **({} if mask is None else {"mask": mask}))
+        cls(UNITS, use_cudnn=True, **options)(x, **mask_kwargs(mask_kind))
 
 
 def test_recurrent_dropout_declines_only_in_training():

@@ -15,6 +15,7 @@ from oracle import (
     UNITS,
     assert_all_close,
     make_mask,
+    mask_kwargs,
     sequences,
     states_for,
     twins,
@@ -80,9 +81,7 @@ def test_matches_keras(layer, case, options, mask_kind):
         **options,
     )
     x = sequences()
-    mask = make_mask(mask_kind)
-    kwargs = {} if mask is None else {"mask": mask}
-    _compare(ours, theirs, x, **kwargs)
+    _compare(ours, theirs, x, **mask_kwargs(mask_kind))
 
 
 @pytest.mark.parametrize("layer", LAYERS)
@@ -208,8 +207,7 @@ def test_bidirectional_matches_keras(merge_mode, mask_kind, return_state):
     ours(x)
     ours.set_weights(theirs.get_weights())
     assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
-    mask = make_mask(mask_kind)
-    _compare(ours, theirs, x, **({} if mask is None else {"mask": mask}))
+    _compare(ours, theirs, x, **mask_kwargs(mask_kind))
 
 
 @pytest.mark.parametrize("layer", ("GRU", "SimpleRNN"))

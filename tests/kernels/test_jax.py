@@ -1,0 +1,148 @@
+"""JAX's cuDNN LSTM kernel against the reference kernel: outputs, final states
+and gradients, eagerly and under `jax.jit`; and the reasons it declines.
+
+On a GPU these run cuDNN itself. Without one, `cudnn_lstm` is replaced by
+`jax.experimental.rnn.lstm_ref` (JAX's own reference for the same call, which
+unpacks the flat weight vector by cuDNN's layout), so the weight packing, the
+sequence lengths and the `lax.cond` fallback are checked on every machine.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from backend_utils import to_numpy
+from oracle import (
+    UNITS,
+    assert_all_close,
+    assert_matches_reference,
+    fast_and_reference,
+    make_mask,
+    mask_kwargs,
+    sequences,
+    states_for,
+)
+
+import keras_rnnx
+
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="the cuDNN LSTM kernel runs on the JAX backend only"
+)
+
+OPTIONS = {
+    "default": {},
+    "sequences_state": {"return_sequences": True, "return_state": True},
+    "backwards": {"go_backwards": True, "return_sequences": True, "return_state": True},
+    "zero_output_backwards": {
+        "zero_output_for_mask": True,
+        "go_backwards": True,
+        "return_sequences": True,
+    },
+    "no_bias": {"use_bias": False, "return_state": True},
+}
+# Left-padded and holed masks run the reference loop inside the same call.
+CASES = [(c, m) for c in OPTIONS for m in ("none", "right", "empty_row", "holes")]
+
+
+def _lstm_ref(x, h0, c0, weights, seq_lengths, *, input_size, hidden_size):
+    from jax.experimental import rnn
+
+    unpacked = rnn.unpack_lstm_weights(weights, input_size, hidden_size, 1, False)
+    return rnn.lstm_ref(x, h0, c0, *unpacked, seq_lengths, input_size, hidden_size, 1, 0.0, False)
+
+
+@pytest.fixture
+def cudnn(monkeypatch):
+    """The kernel's module, with cuDNN replaced by JAX's reference off the GPU."""
+    from keras_rnnx.kernels import jax as kernel
+
+    if not kernel.on_gpu():
+        monkeypatch.setattr(kernel, "on_gpu", lambda: True)
+        monkeypatch.setattr(kernel, "cudnn_lstm", _lstm_ref)
+    return kernel
+
+
+def _pair(**options):
+    return fast_and_reference(lambda **kw: keras_rnnx.LSTM(UNITS, **kw), **options)
+
+
+@pytest.mark.parametrize(("case", "mask_kind"), CASES, ids=["-".join(c) for c in CASES])
+def test_cudnn_matches_reference(cudnn, case, mask_kind):
+    fused, reference = _pair(**OPTIONS[case])
+    assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
+    assert keras_rnnx.explain(fused).kernel == "jax-cudnn"
+
+
+def test_cudnn_with_initial_state_and_inference_dropout(cudnn):
+    fused, reference = _pair(return_state=True, dropout=0.5)
+    kwargs = {"initial_state": states_for(reference), "training": False}
+    assert_matches_reference(fused, reference, sequences(), **mask_kwargs("right"), **kwargs)
+
+
+def test_cudnn_training_input_dropout_uses_the_same_seeded_masks(cudnn):
+    fused, reference = _pair(return_sequences=True, dropout=0.5, seed=11)
+    x = sequences()
+    got, want = fused(x, training=True), reference(x, training=True)
+    assert_all_close([to_numpy(got)], [to_numpy(want)], "training outputs")
+    assert keras_rnnx.explain(fused).kernel == "jax-cudnn"
+
+
+@pytest.mark.parametrize("mask_kind", ("right", "left"))
+def test_cudnn_under_jit_reads_the_mask_at_run_time(cudnn, mask_kind):
+    import jax
+
+    fused, reference = _pair(return_sequences=True, return_state=True)
+    trainable = [v.value for v in fused.trainable_variables]
+    non_trainable = [v.value for v in fused.non_trainable_variables]
+
+    @jax.jit
+    def run(x, mask):
+        outputs, _ = fused.stateless_call(trainable, non_trainable, x, mask=mask)
+        return outputs
+
+    x, mask = sequences(), make_mask(mask_kind)
+    got = [to_numpy(t) for t in run(x, mask)]
+    want = [to_numpy(t) for t in reference(x, mask=mask)]
+    assert_all_close(got, want, f"jit, {mask_kind} mask")
+
+
+def test_fit_trains_through_cudnn(cudnn):
+    model = keras.Sequential([keras.Input((6, 5)), keras_rnnx.LSTM(UNITS), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    x, y = sequences(), np.ones((4, 1), "float32")
+    before = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, epochs=5, verbose=0)
+    assert model.evaluate(x, y, verbose=0) < before
+    assert keras_rnnx.explain(model.layers[0]).kernel == "jax-cudnn"
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda: keras_rnnx.GRU(UNITS), "no fused kernel for GRUCell"),
+        (lambda: keras_rnnx.LSTM(UNITS, unroll=True), "unroll=True"),
+        (lambda: keras_rnnx.LSTM(UNITS, activation="relu"), "activation is not tanh"),
+        (lambda: keras_rnnx.LSTM(UNITS, dtype="mixed_float16"), "dtype is float16, not float32"),
+    ],
+)
+def test_declines_with_a_reason(cudnn, make, reason):
+    layer = make()
+    layer(sequences())
+    selection = keras_rnnx.explain(layer)
+    assert selection.kernel == "reference"
+    assert any(name == "jax-cudnn" and reason in why for name, why in selection.passed_over)
+
+
+def test_without_a_gpu_it_says_so():
+    from keras_rnnx.kernels import jax as kernel
+
+    if kernel.on_gpu():
+        pytest.skip("this machine has a GPU")
+    layer = keras_rnnx.LSTM(UNITS)
+    layer(sequences())
+    assert ("jax-cudnn", "no GPU (cuDNN's LSTM runs on a CUDA device only)") in (
+        keras_rnnx.explain(layer).passed_over
+    )
+    with pytest.raises(ValueError, match="no GPU"):
+        keras_rnnx.LSTM(UNITS, use_cudnn=True)(sequences())
