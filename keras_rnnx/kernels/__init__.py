@@ -9,6 +9,7 @@ from keras_rnnx.kernels.registry import (
     kernels,
     register_kernel,
     select,
+    select_bidirectional,
 )
 
 # Each backend's kernels import that backend, so only the current one loads.
@@ -19,4 +20,11 @@ elif keras.backend.backend() == "jax":
 elif keras.backend.backend() == "tensorflow":
     from keras_rnnx.kernels import tensorflow as _tensorflow  # noqa: F401
 
-__all__ = ["RecurrentCall", "Selection", "kernels", "register_kernel", "select"]
+__all__ = [
+    "RecurrentCall",
+    "Selection",
+    "kernels",
+    "register_kernel",
+    "select",
+    "select_bidirectional",
+]

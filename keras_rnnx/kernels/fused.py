@@ -51,6 +51,21 @@ def why_not_fused(call: RecurrentCall, cells=(LSTMCell, GRUCell, SimpleRNNCell),
     return None
 
 
+def why_not_one_call(kernel, forward: RecurrentCall, backward: RecurrentCall) -> str | None:
+    """The reason `kernel` cannot run a `Bidirectional`'s two directions as one
+    bidirectional call, or None (masks are each kernel's own business)."""
+    if forward.go_backwards or not backward.go_backwards:
+        return "the forward layer has go_backwards=True"
+    reason = kernel.why_not(forward) or kernel.why_not(backward)
+    if reason is not None:
+        return reason
+    if forward.cell.get_config() | {"name": None} != backward.cell.get_config() | {"name": None}:
+        return "the directions' cells differ in their options"
+    if forward.training and forward.cell.dropout > 0:
+        return "input dropout in training gives each direction its own inputs"
+    return None
+
+
 def right_padded_lengths(mask):
     """`(lengths, right_padded)`: each row's count of valid steps, and whether
     every row's valid steps come first (a scalar bool tensor)."""

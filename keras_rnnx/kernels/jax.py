@@ -25,17 +25,18 @@ from keras_rnnx.kernels.fused import (
     reverse_prefixes,
     right_padded_lengths,
     why_not_fused,
+    why_not_one_call,
 )
 from keras_rnnx.kernels.reference import ReferenceKernel
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
 
 
 def on_gpu() -> bool:
-    return jax.default_backend() == "gpu"
+    return jax.default_backend() in ("gpu", "cuda")
 
 
-def cudnn_lstm(x, h0, c0, weights, seq_lengths, *, input_size, hidden_size):
-    """One unidirectional cuDNN LSTM layer, batch-major (a seam for tests)."""
+def cudnn_lstm(x, h0, c0, weights, seq_lengths, *, input_size, hidden_size, bidirectional):
+    """One cuDNN LSTM layer, batch-major (a seam for tests)."""
     return rnn.lstm(
         x,
         h0,
@@ -46,15 +47,35 @@ def cudnn_lstm(x, h0, c0, weights, seq_lengths, *, input_size, hidden_size):
         hidden_size=hidden_size,
         num_layers=1,
         dropout=0.0,
-        bidirectional=False,
+        bidirectional=bidirectional,
     )
 
 
-def cudnn_weights(cell):
-    """The cell's weights as cuDNN's flat vector (differentiable)."""
-    kernel, recurrent = cell.kernel.value, cell.recurrent_kernel.value
-    bias = cell.bias.value if cell.bias is not None else jnp.zeros(kernel.shape[1], kernel.dtype)
-    return jnp.concatenate([kernel.T.ravel(), recurrent.T.ravel(), bias, jnp.zeros_like(bias)])
+def cudnn_weights(*cells):
+    """The cells' weights (one per direction) as cuDNN's flat vector."""
+    matrices, biases = [], []
+    for cell in cells:
+        kernel, recurrent = cell.kernel.value, cell.recurrent_kernel.value
+        bias = cell.bias.value if cell.bias is not None else jnp.zeros(kernel.shape[1])
+        matrices += [kernel.T.ravel(), recurrent.T.ravel()]
+        biases += [bias.astype(kernel.dtype), jnp.zeros_like(bias, kernel.dtype)]
+    return jnp.concatenate(matrices + biases)
+
+
+def _with_lengths(mask, x, fused, reference):
+    """`fused(lengths, masked)`, or under a mask that turns out not to be
+    right-padded, `reference()`."""
+    if mask is None:
+        return fused(jnp.full((x.shape[0],), x.shape[1], "int32"), False)
+    lengths, right_padded = right_padded_lengths(mask)
+    return jax.lax.cond(right_padded, lambda: fused(lengths, True), reference)
+
+
+def _dropped_inputs(call):
+    x = keras.tree.flatten(call.inputs)[0]
+    if call.training and call.cell.dropout > 0:
+        x = x * call.cell.get_dropout_mask(x[:, 0])[:, None, :]
+    return x
 
 
 class JaxCudnnLstmKernel:
@@ -69,17 +90,11 @@ class JaxCudnnLstmKernel:
         return reason
 
     def run(self, call: RecurrentCall):
-        cell = call.cell
-        x = keras.tree.flatten(call.inputs)[0]
-        if call.training and cell.dropout > 0:
-            x = x * cell.get_dropout_mask(x[:, 0])[:, None, :]
-        if call.mask is None:
-            lengths = jnp.full((x.shape[0],), x.shape[1], "int32")
-            return self._run(call, x, lengths, masked=False)
-        lengths, right_padded = right_padded_lengths(call.mask)
-        return jax.lax.cond(
-            right_padded,
-            lambda: self._run(call, x, lengths, masked=True),
+        x = _dropped_inputs(call)
+        return _with_lengths(
+            call.mask,
+            x,
+            lambda lengths, masked: self._run(call, x, lengths, masked),
             lambda: ReferenceKernel().run(call),
         )
 
@@ -99,6 +114,7 @@ class JaxCudnnLstmKernel:
             jnp.maximum(lengths, 1),
             input_size=x.shape[-1],
             hidden_size=cell.units,
+            bidirectional=False,
         )
         h, c = h[0], c[0]
         if masked:
@@ -106,6 +122,53 @@ class JaxCudnnLstmKernel:
             c = jnp.where((lengths > 0)[:, None], c, c0)
         states = keras.tree.pack_sequence_as(call.states, [h, c])
         return y[:, -1], y, states
+
+    def why_not_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
+        return why_not_one_call(self, forward, backward)
+
+    def run_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
+        """Both directions in one cuDNN call, masks included: cuDNN runs the
+        backward direction over each row's valid steps only."""
+        x = _dropped_inputs(forward)
+        return _with_lengths(
+            forward.mask,
+            x,
+            lambda lengths, masked: self._run_both(forward, backward, x, lengths, masked),
+            lambda: [ReferenceKernel().run(forward), ReferenceKernel().run(backward)],
+        )
+
+    @staticmethod
+    def _run_both(forward, backward, x, lengths, masked):
+        (hf, cf), (hb, cb) = (keras.tree.flatten(c.states) for c in (forward, backward))
+        units = forward.cell.units
+        y, h, c = cudnn_lstm(
+            x,
+            jnp.stack([hf, hb]),
+            jnp.stack([cf, cb]),
+            cudnn_weights(forward.cell, backward.cell),
+            jnp.maximum(lengths, 1),
+            input_size=x.shape[-1],
+            hidden_size=units,
+            bidirectional=True,
+        )
+        # Backward outputs come aligned with the inputs: zeros at the padding,
+        # which its processing order (reversed) puts first, as the loop does.
+        y_f, y_b = y[..., :units], y[..., units:]
+        h_f, c_f, h_b, c_b = h[0], c[0], h[1], c[1]
+        if masked:
+            y_f, h_f = masked_outputs(y_f, hf, lengths, False, forward.zero_output_for_mask)
+            valid = jnp.arange(x.shape[1])[None, :] < lengths[:, None]
+            y_b = jnp.where(valid[..., None], y_b, 0)
+            has_steps = (lengths > 0)[:, None]
+            c_f, h_b, c_b = (
+                jnp.where(has_steps, new, initial)
+                for new, initial in ((c_f, cf), (h_b, hb), (c_b, cb))
+            )
+        y_b = jnp.flip(y_b, axis=1)
+        return [
+            (y_f[:, -1], y_f, keras.tree.pack_sequence_as(forward.states, [h_f, c_f])),
+            (y_b[:, -1], y_b, keras.tree.pack_sequence_as(backward.states, [h_b, c_b])),
+        ]
 
 
 register_kernel(JaxCudnnLstmKernel())

@@ -130,6 +130,30 @@ def select(call: RecurrentCall) -> tuple[Kernel, Selection]:
     )
 
 
+def select_bidirectional(forward: RecurrentCall, backward: RecurrentCall):
+    """A kernel to run both directions of a `Bidirectional` in one call.
+
+    Kernels offer it with `why_not_bidirectional(forward, backward)` and
+    `run_bidirectional(forward, backward)` (returning one `run` result per
+    direction). Returns `(kernel, Selection)`, or `(None, passed_over)` with
+    the reasons each such kernel declined.
+    """
+    discover_kernels()
+    passed_over = []
+    for kernel in _KERNELS:
+        if not hasattr(kernel, "run_bidirectional"):
+            continue
+        name = f"{kernel.name}-bidirectional"
+        if False in (forward.use_cudnn, backward.use_cudnn):
+            reason = "use_cudnn=False asks for the reference loop"
+        else:
+            reason = kernel.why_not_bidirectional(forward, backward)
+        if reason is None:
+            return kernel, Selection(name)
+        passed_over.append((name, reason))
+    return None, tuple(passed_over)
+
+
 def kernels() -> list[Kernel]:
     """The registered kernels, highest priority first."""
     return list(_KERNELS)

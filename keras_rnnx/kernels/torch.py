@@ -29,6 +29,7 @@ from keras_rnnx.kernels.fused import (
     reverse_prefixes,
     right_padded_lengths,
     why_not_fused,
+    why_not_one_call,
 )
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
 
@@ -95,27 +96,54 @@ class TorchFusedKernel:
         lengths = None if call.mask is None else _lengths(call.mask)
         if call.go_backwards:
             x = torch.flip(x, dims=[1]) if lengths is None else reverse_prefixes(x, lengths)
-
         params = _params(cell)
-        flags = (cell.bias is not None, 1, 0.0, call.training, False, True)
-        if isinstance(cell, LSTMCell):
-            if lengths is not None:
-                x, params = _hold_cell_state_in_padding(x, params, lengths)
-            y, h, c = torch._VF.lstm(x, tuple(states), params, *flags)
-            final = [h[0], c[0]]
-        else:
-            fn = torch._VF.gru if isinstance(cell, GRUCell) else None
-            if fn is None:
-                fn = torch._VF.rnn_relu if cell.activation is RELU else torch._VF.rnn_tanh
-            y, h = fn(x, states[0], params, *flags)
-            final = [h[0]]
+        if lengths is not None and isinstance(cell, LSTMCell):
+            x, params = _hold_cell_state_in_padding(x, params, lengths)
+        y, final = _fused(cell, x, states, params, call.training)
+        final = [s[0] for s in final]
         if lengths is not None:
-            y, last_h = masked_outputs(
+            y, final[0] = masked_outputs(
                 y, states[0][0], lengths, call.go_backwards, call.zero_output_for_mask
             )
-            final = [last_h, *final[1:]]
-        packed = keras.tree.pack_sequence_as(call.states, final)
-        return y[:, -1], y, packed
+        return y[:, -1], y, keras.tree.pack_sequence_as(call.states, final)
+
+    def why_not_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
+        if forward.mask is not None:
+            return "a mask: one call would run the backward direction over the padding"
+        return why_not_one_call(self, forward, backward)
+
+    def run_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
+        """Both directions in one call of the fused kernel (cuDNN runs them
+        concurrently); results in each direction's own processing order."""
+        x = keras.tree.flatten(forward.inputs)[0]
+        states = [
+            torch.stack([f, b])
+            for f, b in zip(keras.tree.flatten(forward.states), keras.tree.flatten(backward.states))
+        ]  # (2, B, H)
+        params = _params(forward.cell) + _params(backward.cell)
+        y, final = _fused(forward.cell, x, states, params, forward.training, bidirectional=True)
+        units = forward.cell.units
+        results = []
+        for direction, (call, y_d) in enumerate(
+            ((forward, y[..., :units]), (backward, torch.flip(y[..., units:], dims=[1])))
+        ):
+            states_d = keras.tree.pack_sequence_as(call.states, [s[direction] for s in final])
+            results.append((y_d[:, -1], y_d, states_d))
+        return results
+
+
+def _fused(cell, x, states, params, training, bidirectional=False):
+    """`(outputs, [h, (c)])` from torch's fused kernel; states `(directions, B, H)`."""
+    flags = (cell.bias is not None, 1, 0.0, training, bidirectional, True)
+    if isinstance(cell, LSTMCell):
+        y, h, c = torch._VF.lstm(x, tuple(states), params, *flags)
+        return y, [h, c]
+    if isinstance(cell, GRUCell):
+        fn = torch._VF.gru
+    else:
+        fn = torch._VF.rnn_relu if cell.activation is RELU else torch._VF.rnn_tanh
+    y, h = fn(x, states[0], params, *flags)
+    return y, [h]
 
 
 register_kernel(TorchFusedKernel())

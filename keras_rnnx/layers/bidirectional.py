@@ -7,6 +7,8 @@ import copy
 import keras
 from keras import ops
 
+from keras_rnnx import kernels
+from keras_rnnx.layers.rnn import RNN
 from keras_rnnx.saving import deserialize_part
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -174,8 +176,11 @@ class Bidirectional(keras.layers.Layer):
             half = len(initial_state) // 2
             forward_state, backward_state = list(initial_state[:half]), list(initial_state[half:])
         kwargs = {"mask": mask, "training": training}
-        y = self.forward_layer(sequences, initial_state=forward_state, **kwargs)
-        y_rev = self.backward_layer(sequences, initial_state=backward_state, **kwargs)
+        if self._runs_sublayers_directly():
+            y, y_rev = self._run_directions(sequences, forward_state, backward_state, **kwargs)
+        else:
+            y = self.forward_layer(sequences, initial_state=forward_state, **kwargs)
+            y_rev = self.backward_layer(sequences, initial_state=backward_state, **kwargs)
         states = ()
         if self.return_state:
             states = tuple(y[1:]) + tuple(y_rev[1:])
@@ -187,6 +192,34 @@ class Bidirectional(keras.layers.Layer):
             outputs = output if self.merge_mode is None else (output,)
             return (*outputs, *states)
         return output
+
+    def _runs_sublayers_directly(self):
+        # Both directions then reach the kernels together, so one fused call
+        # can run them; a sublayer of another dtype policy needs its own
+        # `__call__` (autocasting).
+        return all(
+            isinstance(layer, RNN) and layer.dtype_policy.name == self.dtype_policy.name
+            for layer in (self.forward_layer, self.backward_layer)
+        )
+
+    def _run_directions(self, sequences, forward_state, backward_state, mask, training):
+        layers = (self.forward_layer, self.backward_layer)
+        calls = [
+            layer._recurrent_call(sequences, state, mask, training)
+            for layer, state in zip(layers, (forward_state, backward_state))
+        ]
+        try:
+            kernel, selection = kernels.select_bidirectional(*calls)
+            if kernel is not None:
+                for layer in layers:
+                    layer._record(selection)
+                results = kernel.run_bidirectional(*calls)
+            else:
+                results = [layer._run(c, passed_over=selection) for layer, c in zip(layers, calls)]
+        finally:
+            for layer in layers:
+                layer._reset_dropout()
+        return [layer._outputs(*result) for layer, result in zip(layers, results)]
 
     @property
     def states(self):

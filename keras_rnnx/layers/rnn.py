@@ -312,6 +312,15 @@ class RNN(keras.layers.Layer):
         return ops.cast(mask, "bool")
 
     def call(self, sequences, initial_state=None, mask=None, training=None):
+        call = self._recurrent_call(sequences, initial_state, mask, training)
+        try:
+            result = self._run(call)
+        finally:
+            self._reset_dropout()
+        return self._outputs(*result)
+
+    def _recurrent_call(self, sequences, initial_state, mask, training):
+        """Check the call's arguments, draw dropout masks; the kernel's call."""
         flat_inputs = [ops.convert_to_tensor(x) for x in keras.tree.flatten(sequences)]
         sequences = keras.tree.pack_sequence_as(sequences, flat_inputs)
         self._check_sequences(flat_inputs)
@@ -333,30 +342,41 @@ class RNN(keras.layers.Layer):
         else:
             states = self.get_initial_state(batch)
 
-        training = bool(training)
         # Drawn even in inference, as Keras does, so seeded masks stay in step.
         _prepare_dropout(self.cell, flat_inputs[0][:, 0], states)
-        try:
-            call = kernels.RecurrentCall(
-                cell=self.cell,
-                inputs=sequences,
-                states=states,
-                mask=mask,
-                training=training,
-                go_backwards=self.go_backwards,
-                unroll=self.unroll,
-                zero_output_for_mask=self.zero_output_for_mask,
-                return_sequences=self.return_sequences,
-                use_cudnn=self.use_cudnn,
-            )
-            kernel, selection = kernels.select(call)
-            if selection != self._selection:
-                logger.debug("%s: %s", self.name, selection)
-                self._untracked(selection=selection)
-            last_output, outputs, final_states = kernel.run(call)
-        finally:
-            _reset_dropout(self.cell)
+        return kernels.RecurrentCall(
+            cell=self.cell,
+            inputs=sequences,
+            states=states,
+            mask=mask,
+            training=bool(training),
+            go_backwards=self.go_backwards,
+            unroll=self.unroll,
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_sequences=self.return_sequences,
+            use_cudnn=self.use_cudnn,
+        )
 
+    def _run(self, call, passed_over=()):
+        """Select a kernel (recording `passed_over` before its own) and run it."""
+        kernel, selection = kernels.select(call)
+        passed_over = (*passed_over, *selection.passed_over)
+        self._record(kernels.Selection(selection.kernel, passed_over))
+        return kernel.run(call)
+
+    def _reset_dropout(self):
+        for cell in _cells(self.cell):
+            if hasattr(cell, "reset_dropout_mask"):
+                cell.reset_dropout_mask()
+                cell.reset_recurrent_dropout_mask()
+
+    def _record(self, selection):
+        if selection != self._selection:
+            logger.debug("%s: %s", self.name, selection)
+            self._untracked(selection=selection)
+
+    def _outputs(self, last_output, outputs, final_states):
+        """Update stateful states; the layer's return value."""
         if self.stateful:
             for variable, value in zip(
                 keras.tree.flatten(self._states), keras.tree.flatten(final_states)
@@ -414,10 +434,3 @@ def _prepare_dropout(cell, step_input, states):
         first_state = keras.tree.flatten(states)[0]
         cell.get_dropout_mask(step_input)
         cell.get_recurrent_dropout_mask(first_state)
-
-
-def _reset_dropout(cell):
-    for c in _cells(cell):
-        if hasattr(c, "reset_dropout_mask"):
-            c.reset_dropout_mask()
-            c.reset_recurrent_dropout_mask()

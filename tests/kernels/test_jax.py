@@ -45,11 +45,13 @@ OPTIONS = {
 CASES = [(c, m) for c in OPTIONS for m in ("none", "right", "empty_row", "holes")]
 
 
-def _lstm_ref(x, h0, c0, weights, seq_lengths, *, input_size, hidden_size):
+def _lstm_ref(x, h0, c0, weights, seq_lengths, *, input_size, hidden_size, bidirectional):
     from jax.experimental import rnn
 
-    unpacked = rnn.unpack_lstm_weights(weights, input_size, hidden_size, 1, False)
-    return rnn.lstm_ref(x, h0, c0, *unpacked, seq_lengths, input_size, hidden_size, 1, 0.0, False)
+    unpacked = rnn.unpack_lstm_weights(weights, input_size, hidden_size, 1, bidirectional)
+    return rnn.lstm_ref(
+        x, h0, c0, *unpacked, seq_lengths, input_size, hidden_size, 1, 0.0, bidirectional
+    )
 
 
 @pytest.fixture
@@ -115,6 +117,35 @@ def test_fit_trains_through_cudnn(cudnn):
     model.fit(x, y, epochs=5, verbose=0)
     assert model.evaluate(x, y, verbose=0) < before
     assert keras_rnnx.explain(model.layers[0]).kernel == "jax-cudnn"
+
+
+BIDIRECTIONAL = [
+    (mask, merge_mode, return_state)
+    for mask in ("none", "right", "empty_row", "holes")
+    for merge_mode, return_state in (("concat", False), (None, True))
+]
+
+
+@pytest.mark.parametrize(("mask_kind", "merge_mode", "return_state"), BIDIRECTIONAL)
+def test_bidirectional_runs_both_directions_in_one_call(cudnn, mask_kind, merge_mode, return_state):
+    def make(**kw):
+        lstm = keras_rnnx.LSTM(UNITS, return_sequences=True, return_state=return_state, **kw)
+        return keras_rnnx.Bidirectional(lstm, merge_mode=merge_mode)
+
+    fused, reference = fast_and_reference(make)
+    assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
+    for selection in keras_rnnx.explain(fused).values():
+        assert selection.kernel == "jax-cudnn-bidirectional"
+
+
+def test_bidirectional_last_outputs_and_initial_state(cudnn):
+    make = lambda **kw: keras_rnnx.Bidirectional(  # noqa: E731
+        keras_rnnx.LSTM(UNITS, return_state=True, **kw), merge_mode="sum"
+    )
+    fused, reference = fast_and_reference(make)
+    states = states_for(reference.forward_layer) + states_for(reference.backward_layer, seed=4)
+    kwargs = {"initial_state": states, **mask_kwargs("empty_row")}
+    assert_matches_reference(fused, reference, sequences(), **kwargs)
 
 
 @pytest.mark.parametrize(

@@ -129,3 +129,58 @@ def test_recurrent_dropout_declines_only_in_training():
     assert keras_rnnx.explain(layer).kernel == "torch-fused"
     layer(x, training=True)
     assert keras_rnnx.explain(layer).kernel == "reference"
+
+
+BIDIRECTIONAL = [
+    (layer, merge_mode, return_state)
+    for layer in ("LSTM", "GRU", "SimpleRNN-relu")
+    for merge_mode in ("concat", "ave", None)
+    for return_state in (False, True)
+]
+
+
+def _bidirectional(layer, merge_mode, **options):
+    make = _make(layer)
+    return lambda **kw: keras_rnnx.Bidirectional(make(**options, **kw), merge_mode=merge_mode)
+
+
+@pytest.mark.parametrize(("layer", "merge_mode", "return_state"), BIDIRECTIONAL)
+def test_bidirectional_runs_both_directions_in_one_call(layer, merge_mode, return_state):
+    options = {"return_sequences": True, "return_state": return_state}
+    fused, reference = fast_and_reference(_bidirectional(layer, merge_mode, **options))
+    assert_matches_reference(fused, reference, sequences())
+    selection = keras_rnnx.explain(fused)
+    assert (
+        selection["forward"].kernel == selection["backward"].kernel == "torch-fused-bidirectional"
+    )
+    assert keras_rnnx.explain(reference)["forward"].kernel == "reference"
+
+
+def test_bidirectional_one_call_with_initial_state_and_stateful_states():
+    make = _bidirectional("LSTM", "sum", return_state=True, stateful=True)
+    fused, reference = fast_and_reference(make)
+    states = states_for(reference.forward_layer) + states_for(reference.backward_layer, seed=4)
+    assert_matches_reference(fused, reference, sequences(), initial_state=states)
+    for a, b in zip(fused.states, reference.states):
+        assert_all_close([to_numpy(a)], [to_numpy(b)], "stateful states")
+
+
+@pytest.mark.parametrize(
+    ("mask_kind", "options", "reason"),
+    [
+        ("right", {}, "a mask"),
+        ("none", {"dropout": 0.3, "training": True}, "input dropout in training"),
+    ],
+)
+def test_bidirectional_falls_back_to_one_call_per_direction(mask_kind, options, reason):
+    dropout = options.get("dropout", 0.0)
+    fused, reference = fast_and_reference(
+        _bidirectional("GRU", "concat", return_sequences=True, dropout=dropout, seed=5)
+    )
+    x, kwargs = sequences(), {**mask_kwargs(mask_kind), "training": options.get("training")}
+    got, want = to_numpy(fused(x, **kwargs)), to_numpy(reference(x, **kwargs))
+    assert_all_close([got], [want], "outputs")
+    for selection in keras_rnnx.explain(fused).values():
+        assert selection.kernel == "torch-fused"
+        name, why = selection.passed_over[0]
+        assert name == "torch-fused-bidirectional" and why.startswith(reason)
