@@ -1,10 +1,12 @@
 """Each backend's own way to run the benchmark's model, without Keras.
 
 Every function returns `(infer, train)`: zero-argument callables that run one
-forward pass, or one SGD step on an MSE loss of the last state, and wait for
-the device. torch uses `torch.nn.LSTM/GRU/RNN` (packed sequences when masked);
-JAX a jitted `lax.scan` and TensorFlow a `tf.function` loop over the same gate
-equations as Keras's cells, masked steps carrying the states.
+forward pass, or one SGD step on an MSE loss of the last state, and bring the
+result (the last state, or the loss) to the host, as Keras's
+`predict_on_batch` and `train_on_batch` do. torch uses `torch.nn.LSTM/GRU/RNN`
+(packed sequences when masked); JAX a jitted `lax.scan` and TensorFlow a
+`tf.function` loop over the same gate equations as Keras's cells, masked steps
+carrying the states.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def _mask(x, lengths):
 
 def jax_fns(layer, shape, masked, x, y, lengths):
     import jax
+    import numpy as np
     from jax import numpy as jnp
 
     m = SimpleNamespace(
@@ -94,12 +97,12 @@ def jax_fns(layer, shape, masked, x, y, lengths):
         return [p - 0.01 * g for p, g in zip(params, grads)], value
 
     def infer():
-        forward_jit(params, xs, mask).block_until_ready()
+        return np.asarray(forward_jit(params, xs, mask))
 
     def train():
         nonlocal params
         params, value = train_step(params, xs, mask, yj)
-        value.block_until_ready()
+        return float(value)
 
     return infer, train
 
@@ -162,20 +165,16 @@ def torch_fns(layer, shape, masked, x, y, lengths):
             _, h = rnn(xt)
         return (h[0] if isinstance(h, tuple) else h)[0]
 
-    def sync():
-        if device == "cuda":
-            torch.cuda.synchronize()
-
     def infer():
         with torch.no_grad():
-            forward()
-        sync()
+            return forward().cpu().numpy()
 
     def train():
         optimizer.zero_grad()
-        torch.nn.functional.mse_loss(forward(), yt).backward()
+        loss = torch.nn.functional.mse_loss(forward(), yt)
+        loss.backward()
         optimizer.step()
-        sync()
+        return loss.item()
 
     return infer, train
 

@@ -10,6 +10,11 @@ A mask becomes `seq_lengths` (see `kernels/fused.py`). Under `jax.jit` the mask'
 values are unknown when the kernel is chosen, so the compiled call holds both
 the cuDNN run and the reference loop, and `lax.cond` runs the loop for a batch
 whose mask is not right-padded.
+
+A `Bidirectional` runs in one bidirectional cuDNN call when unmasked. With a
+mask each direction runs on its own: on an H100 (jax 0.11.2) the bidirectional
+call with sequence lengths gave right outputs but wrong input gradients
+(compare jax-ml/jax#15183), while one direction with lengths is exact.
 """
 
 from __future__ import annotations
@@ -62,15 +67,6 @@ def cudnn_weights(*cells):
     return jnp.concatenate(matrices + biases)
 
 
-def _with_lengths(mask, x, fused, reference):
-    """`fused(lengths, masked)`, or under a mask that turns out not to be
-    right-padded, `reference()`."""
-    if mask is None:
-        return fused(jnp.full((x.shape[0],), x.shape[1], "int32"), False)
-    lengths, right_padded = right_padded_lengths(mask)
-    return jax.lax.cond(right_padded, lambda: fused(lengths, True), reference)
-
-
 def _dropped_inputs(call):
     x = keras.tree.flatten(call.inputs)[0]
     if call.training and call.cell.dropout > 0:
@@ -91,10 +87,12 @@ class JaxCudnnLstmKernel:
 
     def run(self, call: RecurrentCall):
         x = _dropped_inputs(call)
-        return _with_lengths(
-            call.mask,
-            x,
-            lambda lengths, masked: self._run(call, x, lengths, masked),
+        if call.mask is None:
+            return self._run(call, x, jnp.full((x.shape[0],), x.shape[1], "int32"), False)
+        lengths, right_padded = right_padded_lengths(call.mask)
+        return jax.lax.cond(
+            right_padded,
+            lambda: self._run(call, x, lengths, True),
             lambda: ReferenceKernel().run(call),
         )
 
@@ -124,21 +122,14 @@ class JaxCudnnLstmKernel:
         return y[:, -1], y, states
 
     def why_not_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
+        if forward.mask is not None:
+            # Each direction alone is exact with lengths; see the module docstring.
+            return "a mask: JAX's bidirectional cuDNN call gets input gradients wrong with lengths"
         return why_not_one_call(self, forward, backward)
 
     def run_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
-        """Both directions in one cuDNN call, masks included: cuDNN runs the
-        backward direction over each row's valid steps only."""
+        """Both directions in one cuDNN call (unmasked)."""
         x = _dropped_inputs(forward)
-        return _with_lengths(
-            forward.mask,
-            x,
-            lambda lengths, masked: self._run_both(forward, backward, x, lengths, masked),
-            lambda: [ReferenceKernel().run(forward), ReferenceKernel().run(backward)],
-        )
-
-    @staticmethod
-    def _run_both(forward, backward, x, lengths, masked):
         (hf, cf), (hb, cb) = (keras.tree.flatten(c.states) for c in (forward, backward))
         units = forward.cell.units
         y, h, c = cudnn_lstm(
@@ -146,28 +137,16 @@ class JaxCudnnLstmKernel:
             jnp.stack([hf, hb]),
             jnp.stack([cf, cb]),
             cudnn_weights(forward.cell, backward.cell),
-            jnp.maximum(lengths, 1),
+            jnp.full((x.shape[0],), x.shape[1], "int32"),
             input_size=x.shape[-1],
             hidden_size=units,
             bidirectional=True,
         )
-        # Backward outputs come aligned with the inputs: zeros at the padding,
-        # which its processing order (reversed) puts first, as the loop does.
-        y_f, y_b = y[..., :units], y[..., units:]
-        h_f, c_f, h_b, c_b = h[0], c[0], h[1], c[1]
-        if masked:
-            y_f, h_f = masked_outputs(y_f, hf, lengths, False, forward.zero_output_for_mask)
-            valid = jnp.arange(x.shape[1])[None, :] < lengths[:, None]
-            y_b = jnp.where(valid[..., None], y_b, 0)
-            has_steps = (lengths > 0)[:, None]
-            c_f, h_b, c_b = (
-                jnp.where(has_steps, new, initial)
-                for new, initial in ((c_f, cf), (h_b, hb), (c_b, cb))
-            )
-        y_b = jnp.flip(y_b, axis=1)
+        # The backward half comes in input order; its own order is reversed.
+        y_f, y_b = y[..., :units], jnp.flip(y[..., units:], axis=1)
         return [
-            (y_f[:, -1], y_f, keras.tree.pack_sequence_as(forward.states, [h_f, c_f])),
-            (y_b[:, -1], y_b, keras.tree.pack_sequence_as(backward.states, [h_b, c_b])),
+            (y_f[:, -1], y_f, keras.tree.pack_sequence_as(forward.states, [h[0], c[0]])),
+            (y_b[:, -1], y_b, keras.tree.pack_sequence_as(backward.states, [h[1], c[1]])),
         ]
 
 

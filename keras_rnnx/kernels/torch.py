@@ -45,7 +45,7 @@ def _params(cell):
     kernel, recurrent = cell.kernel.value, cell.recurrent_kernel.value
     if isinstance(cell, GRUCell):
         kernel, recurrent = _gru_to_torch(kernel, 1), _gru_to_torch(recurrent, 1)
-    params = [kernel.T, recurrent.T]
+    params = [kernel.T.contiguous(), recurrent.T.contiguous()]  # cuDNN needs them dense
     if cell.bias is not None:
         bias = cell.bias.value
         if isinstance(cell, GRUCell):

@@ -119,33 +119,35 @@ def test_fit_trains_through_cudnn(cudnn):
     assert keras_rnnx.explain(model.layers[0]).kernel == "jax-cudnn"
 
 
-BIDIRECTIONAL = [
-    (mask, merge_mode, return_state)
-    for mask in ("none", "right", "empty_row", "holes")
-    for merge_mode, return_state in (("concat", False), (None, True))
-]
+def _bidirectional(merge_mode, **options):
+    return lambda **kw: keras_rnnx.Bidirectional(
+        keras_rnnx.LSTM(UNITS, **options, **kw), merge_mode=merge_mode
+    )
 
 
-@pytest.mark.parametrize(("mask_kind", "merge_mode", "return_state"), BIDIRECTIONAL)
-def test_bidirectional_runs_both_directions_in_one_call(cudnn, mask_kind, merge_mode, return_state):
-    def make(**kw):
-        lstm = keras_rnnx.LSTM(UNITS, return_sequences=True, return_state=return_state, **kw)
-        return keras_rnnx.Bidirectional(lstm, merge_mode=merge_mode)
-
+@pytest.mark.parametrize(("merge_mode", "return_state"), (("concat", False), (None, True)))
+def test_bidirectional_runs_both_directions_in_one_call(cudnn, merge_mode, return_state):
+    make = _bidirectional(merge_mode, return_sequences=True, return_state=return_state)
     fused, reference = fast_and_reference(make)
-    assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
+    assert_matches_reference(fused, reference, sequences())
     for selection in keras_rnnx.explain(fused).values():
         assert selection.kernel == "jax-cudnn-bidirectional"
 
 
+@pytest.mark.parametrize("mask_kind", ("right", "empty_row", "holes"))
+def test_masked_bidirectional_runs_each_direction_on_its_own(cudnn, mask_kind):
+    fused, reference = fast_and_reference(_bidirectional("concat", return_sequences=True))
+    assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
+    for selection in keras_rnnx.explain(fused).values():
+        assert selection.kernel == "jax-cudnn"
+        assert selection.passed_over[0][0] == "jax-cudnn-bidirectional"
+
+
 def test_bidirectional_last_outputs_and_initial_state(cudnn):
-    make = lambda **kw: keras_rnnx.Bidirectional(  # noqa: E731
-        keras_rnnx.LSTM(UNITS, return_state=True, **kw), merge_mode="sum"
-    )
-    fused, reference = fast_and_reference(make)
+    fused, reference = fast_and_reference(_bidirectional("sum", return_state=True))
     states = states_for(reference.forward_layer) + states_for(reference.backward_layer, seed=4)
-    kwargs = {"initial_state": states, **mask_kwargs("empty_row")}
-    assert_matches_reference(fused, reference, sequences(), **kwargs)
+    assert_matches_reference(fused, reference, sequences(), initial_state=states)
+    assert keras_rnnx.explain(fused)["forward"].kernel == "jax-cudnn-bidirectional"
 
 
 @pytest.mark.parametrize(

@@ -59,11 +59,19 @@ CASES = [
 ]
 
 
-def _compare(ours, theirs, x, expected_outputs=None, **call_kwargs):
+def _compare(ours, theirs, x, expected_outputs=None, keras_reverses=False, **call_kwargs):
+    """`keras_reverses`: Keras returns the sequence (the first output) in input
+    order where keras_rnnx returns it in processing order; the comparison flips
+    it, and its loss coefficients, so outputs and gradients still match."""
     probe = theirs(x, **call_kwargs)
     coefficients = coefficients_for(probe)
+    theirs_coefficients = list(coefficients)
+    if keras_reverses:
+        theirs_coefficients[0] = np.flip(coefficients[0], axis=1)
     out_ours, grad_ours = outputs_and_gradients(ours, x, coefficients, **call_kwargs)
-    out_theirs, grad_theirs = outputs_and_gradients(theirs, x, coefficients, **call_kwargs)
+    out_theirs, grad_theirs = outputs_and_gradients(theirs, x, theirs_coefficients, **call_kwargs)
+    if keras_reverses:
+        out_theirs[0] = np.flip(out_theirs[0], axis=1)
     if expected_outputs is not None:
         out_theirs = expected_outputs(out_theirs)
     assert_all_close(out_ours, out_theirs, "outputs")
@@ -81,7 +89,32 @@ def test_matches_keras(layer, case, options, mask_kind):
         **options,
     )
     x = sequences()
-    _compare(ours, theirs, x, **mask_kwargs(mask_kind))
+    _compare(
+        ours,
+        theirs,
+        x,
+        keras_reverses=_keras_jax_cudnn_reverses(layer, options, mask_kind),
+        **mask_kwargs(mask_kind),
+    )
+
+
+def _on_jax_gpu():
+    if keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    return jax.default_backend() == "gpu"
+
+
+def _keras_jax_cudnn_reverses(layer, options, mask_kind):
+    """Keras's cuDNN LSTM on JAX (GPU, no mask, default activations, a bias)
+    flips a `go_backwards` sequence back to input order; its other paths, and
+    every other backend, return it in processing order, as keras_rnnx does."""
+    keras_takes_cudnn = mask_kind == "none" and not any(
+        k in options for k in ("unroll", "use_bias", "activation", "recurrent_activation")
+    )
+    backwards_sequence = options.get("go_backwards") and options.get("return_sequences")
+    return layer == "LSTM" and _on_jax_gpu() and keras_takes_cudnn and bool(backwards_sequence)
 
 
 @pytest.mark.parametrize("layer", LAYERS)
