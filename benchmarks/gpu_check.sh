@@ -33,7 +33,7 @@ python3 -c "import torch, jax; print('torch', torch.__version__, 'jax', jax.__ve
 status=0
 for backend in torch jax; do
   echo "== $backend: parity tests on the GPU"
-  KERAS_BACKEND=$backend timeout 180 python3 -m pytest -q -n 8 -p no:cacheprovider \
+  KERAS_BACKEND=$backend timeout 150 python3 -m pytest -q -n 8 -p no:cacheprovider \
     tests/kernels tests/layers/test_oracle.py 2>&1 | tee "$out/tests_$backend.log" | tail -8
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
@@ -41,6 +41,6 @@ echo "== torch: benchmark"
 KERAS_BACKEND=torch timeout 110 python3 benchmarks/bench.py --quick \
   --json "$out/bench_torch.json" 2>&1 | grep -v -i warn | tee "$out/bench_torch.log"
 echo "== jax: benchmark (LSTM: cuDNN)"
-KERAS_BACKEND=jax timeout 110 python3 benchmarks/bench.py --quick --layers LSTM \
+KERAS_BACKEND=jax timeout 90 python3 benchmarks/bench.py --quick --layers LSTM \
   --json "$out/bench_jax.json" 2>&1 | grep -v -i warn | tee "$out/bench_jax.log"
 exit $status
