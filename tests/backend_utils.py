@@ -12,6 +12,21 @@ import numpy as np
 BACKEND = keras.backend.backend()
 
 
+def on_gpu() -> bool:
+    """Whether this backend computes on a GPU here."""
+    if BACKEND == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    if BACKEND == "jax":
+        import jax
+
+        return jax.default_backend() in ("gpu", "cuda")
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 

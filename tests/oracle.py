@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+from backend_utils import coefficients_for, on_gpu, outputs_and_gradients
 
 BATCH, STEPS, FEATURES, UNITS = 4, 6, 5, 3
 
@@ -45,12 +46,17 @@ def twins(rnnx_cls, keras_cls, input_shape, *args, **kwargs):
     return ours, theirs
 
 
-def assert_all_close(ours, theirs, what, atol=1e-5):
+# On a GPU, cuDNN's and cuBLAS's summation orders differ from the step loop's
+# (the first H100 run here missed 1e-5 by rounding in 1-2 elements of 60-120).
+TOLERANCE = 1e-4 if on_gpu() else 1e-5
+
+
+def assert_all_close(ours, theirs, what, atol=TOLERANCE):
     assert len(ours) == len(theirs), f"{what}: {len(ours)} tensors vs {len(theirs)}"
     for i, (a, b) in enumerate(zip(ours, theirs)):
         assert (a is None) == (b is None), f"{what}[{i}]: one gradient is missing"
         if a is not None:
-            np.testing.assert_allclose(a, b, atol=atol, rtol=1e-5, err_msg=f"{what}[{i}]")
+            np.testing.assert_allclose(a, b, atol=atol, rtol=TOLERANCE, err_msg=f"{what}[{i}]")
 
 
 def states_for(layer, seed=3, batch=BATCH):
@@ -76,8 +82,6 @@ def fast_and_reference(make, **options):
 
 def assert_matches_reference(fast, reference, x, **call_kwargs):
     """Same outputs, and gradients w.r.t. inputs and weights, as the reference."""
-    from backend_utils import coefficients_for, outputs_and_gradients
-
     coefficients = coefficients_for(reference(x, **call_kwargs))
     out_f, grad_f = outputs_and_gradients(fast, x, coefficients, **call_kwargs)
     out_r, grad_r = outputs_and_gradients(reference, x, coefficients, **call_kwargs)

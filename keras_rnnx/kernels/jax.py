@@ -11,10 +11,15 @@ values are unknown when the kernel is chosen, so the compiled call holds both
 the cuDNN run and the reference loop, and `lax.cond` runs the loop for a batch
 whose mask is not right-padded.
 
-A `Bidirectional` runs in one bidirectional cuDNN call when unmasked. With a
-mask each direction runs on its own: on an H100 (jax 0.11.2) the bidirectional
-call with sequence lengths gave right outputs but wrong input gradients
-(compare jax-ml/jax#15183), while one direction with lengths is exact.
+A `Bidirectional` runs in one bidirectional cuDNN call when unmasked. Measured
+on an H100 (jax 0.11.2, cuDNN through jax-cuda13): with sequence lengths, the
+outputs were exact but the input gradients were wrong under `jax.jit` for the
+bidirectional call and for a forward run with `zero_output_for_mask` (which
+`Bidirectional` sets when returning sequences); with `jax.disable_jit` they were
+right, so the fault sits between XLA and the cuDNN custom call (compare
+jax-ml/jax#15183). Those two cases decline with a reason. Every other masked
+case (forward, go_backwards with or without zero outputs, last output only,
+final states, `fit`) matched the reference loop.
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ from keras_rnnx.kernels.fused import (
 )
 from keras_rnnx.kernels.reference import ReferenceKernel
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
+
+WRONG_GRADIENTS = (
+    "a mask with zero_output_for_mask (cuDNN's input gradients came out wrong here under "
+    "jax.jit on an H100)"
+)
 
 
 def on_gpu() -> bool:
@@ -83,6 +93,9 @@ class JaxCudnnLstmKernel:
         reason = why_not_fused(call, cells=(LSTMCell,), dtypes=("float32",))
         if reason is None and not on_gpu():
             return "no GPU (cuDNN's LSTM runs on a CUDA device only)"
+        if reason is None and call.mask is not None and call.zero_output_for_mask:
+            if not call.go_backwards:
+                return WRONG_GRADIENTS
         return reason
 
     def run(self, call: RecurrentCall):

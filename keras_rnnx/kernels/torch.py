@@ -9,11 +9,14 @@ where torch adds two: the second is zeros.
 
 Right-padded masks run the full-length kernel (see `kernels/fused.py`): the
 mask's values are read eagerly, so a mask that is not right-padded runs the
-reference loop. An LSTM's final `c` is never output, so the kernel gets one
-more input feature, 1 at padded steps, weighted -1e4 into the input gate and
-+1e4 into the forget gate: there σ saturates to exactly i = 0 and f = 1
-(σ' = 0), so `c` passes through the padding unchanged, in value and in
-gradient. Packed sequences trained a masked LSTM 2x slower here (benchmarks/README.md).
+reference loop, and so does any mask under `torch.compile`, which cannot read
+values while tracing (unmasked calls compile with the fused kernel whole).
+
+An LSTM's final `c` is never output, so the kernel gets one more input
+feature, 1 at padded steps, weighted -1e4 into the input gate and +1e4 into
+the forget gate: there σ saturates to exactly i = 0 and f = 1 (σ' = 0), so `c`
+passes through the padding unchanged, in value and in gradient. Packed
+sequences trained a masked LSTM 2x slower here (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ def _lengths(mask):
     return lengths if bool(right_padded) else None
 
 
+COMPILED_MASK = "a mask under torch.compile (its lengths are unknown while tracing)"
+
 _SATURATE = 1e4
 
 
@@ -83,8 +88,11 @@ class TorchFusedKernel:
 
     def why_not(self, call: RecurrentCall) -> str | None:
         reason = why_not_fused(call)
-        if reason is None and call.mask is not None and _lengths(call.mask) is None:
-            return "mask is not right-padded"
+        if reason is None and call.mask is not None:
+            if torch.compiler.is_compiling():
+                return COMPILED_MASK
+            if _lengths(call.mask) is None:
+                return "mask is not right-padded"
         return reason
 
     def run(self, call: RecurrentCall):
@@ -99,7 +107,7 @@ class TorchFusedKernel:
         params = _params(cell)
         if lengths is not None and isinstance(cell, LSTMCell):
             x, params = _hold_cell_state_in_padding(x, params, lengths)
-        y, final = _fused(cell, x, states, params, call.training)
+        y, final = _fused(cell, x, states, params)
         final = [s[0] for s in final]
         if lengths is not None:
             y, final[0] = masked_outputs(
@@ -121,7 +129,7 @@ class TorchFusedKernel:
             for f, b in zip(keras.tree.flatten(forward.states), keras.tree.flatten(backward.states))
         ]  # (2, B, H)
         params = _params(forward.cell) + _params(backward.cell)
-        y, final = _fused(forward.cell, x, states, params, forward.training, bidirectional=True)
+        y, final = _fused(forward.cell, x, states, params, bidirectional=True)
         units = forward.cell.units
         results = []
         for direction, (call, y_d) in enumerate(
@@ -132,9 +140,11 @@ class TorchFusedKernel:
         return results
 
 
-def _fused(cell, x, states, params, training, bidirectional=False):
+def _fused(cell, x, states, params, bidirectional=False):
     """`(outputs, [h, (c)])` from torch's fused kernel; states `(directions, B, H)`."""
-    flags = (cell.bias is not None, 1, 0.0, training, bidirectional, True)
+    # `train` keeps cuDNN's reserve space for the backward pass (dropout is
+    # 0 here), so it follows autograd, not the layer's `training`.
+    flags = (cell.bias is not None, 1, 0.0, torch.is_grad_enabled(), bidirectional, True)
     if isinstance(cell, LSTMCell):
         y, h, c = torch._VF.lstm(x, tuple(states), params, *flags)
         return y, [h, c]

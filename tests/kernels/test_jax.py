@@ -138,9 +138,23 @@ def test_bidirectional_runs_both_directions_in_one_call(cudnn, merge_mode, retur
 def test_masked_bidirectional_runs_each_direction_on_its_own(cudnn, mask_kind):
     fused, reference = fast_and_reference(_bidirectional("concat", return_sequences=True))
     assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
-    for selection in keras_rnnx.explain(fused).values():
-        assert selection.kernel == "jax-cudnn"
-        assert selection.passed_over[0][0] == "jax-cudnn-bidirectional"
+    selection = keras_rnnx.explain(fused)
+    assert selection["backward"].kernel == "jax-cudnn"
+    # Returning sequences, Bidirectional zeroes masked outputs: see below.
+    assert selection["forward"].kernel == "reference"
+    assert ("jax-cudnn", cudnn.WRONG_GRADIENTS) in selection["forward"].passed_over
+    for direction in selection.values():
+        assert direction.passed_over[0][0] == "jax-cudnn-bidirectional"
+
+
+def test_forward_zero_output_for_mask_declines_only_with_a_mask(cudnn):
+    layer = keras_rnnx.LSTM(UNITS, return_sequences=True, zero_output_for_mask=True)
+    x = sequences()
+    layer(x)
+    assert keras_rnnx.explain(layer).kernel == "jax-cudnn"
+    layer(x, **mask_kwargs("right"))
+    assert keras_rnnx.explain(layer).kernel == "reference"
+    assert ("jax-cudnn", cudnn.WRONG_GRADIENTS) in keras_rnnx.explain(layer).passed_over
 
 
 def test_bidirectional_last_outputs_and_initial_state(cudnn):

@@ -92,3 +92,15 @@ def test_nested_cell_runs_in_the_loop():
     want = [to_numpy(t) for t in keras.tree.flatten(reference(x, mask=mask))]
     assert_all_close(got, want, "nested")
     assert keras_rnnx.explain(loop).kernel == "tf-while"
+
+
+def test_loop_compiles_with_xla():
+    import tensorflow as tf
+
+    loop, reference = _pair("GRU-reset_before", return_sequences=True, return_state=True)
+    x, mask = sequences(), make_mask("holes")
+    compiled = tf.function(lambda x, m: loop(x, mask=m), jit_compile=True)
+    got = [to_numpy(t) for t in compiled(x, mask)]
+    want = [to_numpy(t) for t in reference(x, mask=mask)]
+    assert_all_close(got, want, "jit_compile")
+    assert keras_rnnx.explain(loop).kernel == "tf-while"

@@ -14,6 +14,7 @@ from oracle import (
     assert_all_close,
     assert_matches_reference,
     fast_and_reference,
+    make_mask,
     mask_kwargs,
     sequences,
     states_for,
@@ -184,3 +185,20 @@ def test_bidirectional_falls_back_to_one_call_per_direction(mask_kind, options, 
         assert selection.kernel == "torch-fused"
         name, why = selection.passed_over[0]
         assert name == "torch-fused-bidirectional" and why.startswith(reason)
+
+
+def test_torch_compile_traces_the_fused_kernel_whole_and_declines_masks():
+    import torch
+
+    from keras_rnnx.kernels.torch import COMPILED_MASK
+
+    fused, reference = _pair("LSTM", return_sequences=True)
+    x = torch.tensor(sequences())
+    compiled = torch.compile(lambda t: fused(t), backend="eager", fullgraph=True)
+    assert_all_close([to_numpy(compiled(x))], [to_numpy(reference(x))], "compiled")
+    assert keras_rnnx.explain(fused).kernel == "torch-fused"
+
+    mask = torch.tensor(make_mask("right"))
+    compiled = torch.compile(lambda t, m: fused(t, mask=m), backend="eager")
+    assert_all_close([to_numpy(compiled(x, mask))], [to_numpy(reference(x, mask=mask))], "masked")
+    assert keras_rnnx.explain(fused).passed_over == (("torch-fused", COMPILED_MASK),)

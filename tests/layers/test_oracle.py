@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import coefficients_for, outputs_and_gradients, to_numpy
+from backend_utils import coefficients_for, on_gpu, outputs_and_gradients, to_numpy
 from oracle import (
     BATCH,
     FEATURES,
@@ -98,14 +98,6 @@ def test_matches_keras(layer, case, options, mask_kind):
     )
 
 
-def _on_jax_gpu():
-    if keras.backend.backend() != "jax":
-        return False
-    import jax
-
-    return jax.default_backend() == "gpu"
-
-
 def _keras_jax_cudnn_reverses(layer, options, mask_kind):
     """Keras's cuDNN LSTM on JAX (GPU, no mask, default activations, a bias)
     flips a `go_backwards` sequence back to input order; its other paths, and
@@ -114,7 +106,8 @@ def _keras_jax_cudnn_reverses(layer, options, mask_kind):
         k in options for k in ("unroll", "use_bias", "activation", "recurrent_activation")
     )
     backwards_sequence = options.get("go_backwards") and options.get("return_sequences")
-    return layer == "LSTM" and _on_jax_gpu() and keras_takes_cudnn and bool(backwards_sequence)
+    on_jax_gpu = keras.backend.backend() == "jax" and on_gpu()
+    return layer == "LSTM" and on_jax_gpu and keras_takes_cudnn and bool(backwards_sequence)
 
 
 @pytest.mark.parametrize("layer", LAYERS)
