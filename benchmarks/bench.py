@@ -39,15 +39,19 @@ def _data(batch, steps, features, units, masked):
     return x, y, lengths
 
 
-def _median_ms(fn, repeats):
-    fn()
-    fn()  # warm-up: tracing, compilation, allocator
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def _medians_ms(fns, repeats):
+    """Median time of each of `fns` (a dict), run in turn so that a shared
+    machine's slow spells fall on all of them alike."""
+    for fn in fns.values():
         fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        fn()  # warm-up: tracing, compilation, allocator
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: round(statistics.median(t), 2) for name, t in times.items()}
 
 
 def _keras_model(lib, layer, shape, masked):
@@ -92,8 +96,7 @@ def run_backend(quick, layers=LAYERS):
                         "masked": masked,
                         "mode": mode,
                     }
-                    for name, fns in impls.items():
-                        row[name] = round(_median_ms(fns[index], repeats), 2)
+                    row |= _medians_ms({n: fns[index] for n, fns in impls.items()}, repeats)
                     rows.append(row)
                     print(_format(row), flush=True)
     return rows

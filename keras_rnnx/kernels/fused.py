@@ -2,12 +2,13 @@
 right-padded masks as sequence lengths.
 
 A fused kernel runs the whole sequence with the built-in gate equations, so it
-needs a built-in cell with its default activations. A right-padded mask is a
-length per row: the kernel runs the rows as if unmasked (padding comes after
-the data, so each row's valid outputs are exact), and `masked_outputs` rebuilds
-what the reference loop outputs at the padded steps. `go_backwards` runs each
-row's valid prefix reversed (`reverse_prefixes`). Written in `keras.ops`, so
-every backend's fused kernel uses the same code.
+needs a built-in cell with its default activations. A right- or left-padded
+mask is a length per row: `valid_steps_first` moves each row's valid steps, in
+processing order (`go_backwards` reverses them), to the front; the kernel runs
+the rows as if unmasked (the padding comes after the data, so each row's valid
+outputs are exact); and `masked_outputs` rebuilds what the reference loop
+outputs at the padded steps. Written in `keras.ops`, so every backend's fused
+kernel uses the same code.
 """
 
 from __future__ import annotations
@@ -66,13 +67,15 @@ def why_not_one_call(kernel, forward: RecurrentCall, backward: RecurrentCall) ->
     return None
 
 
-def right_padded_lengths(mask):
-    """`(lengths, right_padded)`: each row's count of valid steps, and whether
-    every row's valid steps come first (a scalar bool tensor)."""
+def padded_lengths(mask):
+    """`(lengths, right_padded, left_padded)`: each row's count of valid steps,
+    and whether every row's valid steps come first, or last (scalar bools)."""
+    mask = ops.cast(mask, "bool")
     lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
-    steps = ops.arange(ops.shape(mask)[1], dtype="int32")
-    prefix = ops.less(steps[None, :], lengths[:, None])
-    return lengths, ops.all(ops.equal(ops.cast(mask, "bool"), prefix))
+    steps = ops.arange(ops.shape(mask)[1], dtype="int32")[None, :]
+    first = ops.less(steps, lengths[:, None])
+    last = ops.greater_equal(steps, ops.shape(mask)[1] - lengths[:, None])
+    return lengths, ops.all(ops.equal(mask, first)), ops.all(ops.equal(mask, last))
 
 
 def _gather_steps(x, index):
@@ -80,19 +83,32 @@ def _gather_steps(x, index):
     return ops.take_along_axis(x, ops.broadcast_to(index[..., None], ops.shape(x)), axis=1)
 
 
-def reverse_prefixes(x, lengths):
-    """Reverse each row's first `length` steps, leaving the padding after them."""
-    steps = ops.arange(ops.shape(x)[1], dtype="int32")[None, :]
+def valid_steps_first(x, lengths, go_backwards, left_padded=False):
+    """Each row's valid steps in processing order, first; padding after them.
+
+    A fused kernel then runs the rows as right-padded. `left_padded`: the
+    valid steps are each row's last (else its first).
+    """
+    time = ops.shape(x)[1]
+    steps = ops.arange(time, dtype="int32")[None, :]
     lengths = lengths[:, None]
-    return _gather_steps(x, ops.where(steps < lengths, lengths - 1 - steps, steps))
+    if left_padded:
+        if go_backwards:
+            return ops.flip(x, axis=1)
+        return _gather_steps(x, ops.where(steps < lengths, time - lengths + steps, steps))
+    if go_backwards:
+        return _gather_steps(x, ops.where(steps < lengths, lengths - 1 - steps, steps))
+    return x
 
 
-def masked_outputs(y, h0, lengths, go_backwards, zero_output_for_mask):
+def masked_outputs(y, h0, lengths, padding_first, zero_output_for_mask):
     """The reference loop's outputs and last `h`, from a run of the valid steps.
 
-    `y` holds each row's outputs for its valid steps first, in processing
-    order (what a fused kernel gives for right-padded or prefix-reversed
-    rows); `h0` is the initial `h`, the state of a row with no valid step.
+    `y` holds each row's outputs for its valid steps first (as
+    `valid_steps_first` lays them out); `h0` is the initial `h`, the state of a
+    row with no valid step. `padding_first`: in processing order the padding
+    comes before the valid steps (a right-padded mask run backwards, or a
+    left-padded one run forwards), else after them.
     """
     has_steps = (lengths > 0)[:, None]
     last_index = ops.maximum(lengths - 1, 0)[:, None, None]
@@ -101,9 +117,8 @@ def masked_outputs(y, h0, lengths, go_backwards, zero_output_for_mask):
     last = ops.where(has_steps, last[:, 0], h0)
     steps = ops.arange(time, dtype="int32")[None, :]
     zeros = ops.zeros_like(y)
-    if go_backwards:
-        # In processing order the padding (masked: nothing output yet) comes
-        # first, then the valid steps, which the run produced first.
+    if padding_first:
+        # Masked steps before the first valid one: nothing output yet.
         shift = time - lengths[:, None]
         y = _gather_steps(y, ops.maximum(steps - shift, 0))
         return ops.where((steps >= shift)[..., None], y, zeros), last

@@ -32,8 +32,8 @@ from jax.experimental import rnn
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.kernels.fused import (
     masked_outputs,
-    reverse_prefixes,
-    right_padded_lengths,
+    padded_lengths,
+    valid_steps_first,
     why_not_fused,
     why_not_one_call,
 )
@@ -102,7 +102,7 @@ class JaxCudnnLstmKernel:
         x = _dropped_inputs(call)
         if call.mask is None:
             return self._run(call, x, jnp.full((x.shape[0],), x.shape[1], "int32"), False)
-        lengths, right_padded = right_padded_lengths(call.mask)
+        lengths, right_padded, _ = padded_lengths(call.mask)
         return jax.lax.cond(
             right_padded,
             lambda: self._run(call, x, lengths, True),
@@ -114,7 +114,7 @@ class JaxCudnnLstmKernel:
         cell = call.cell
         h0, c0 = keras.tree.flatten(call.states)
         if call.go_backwards:
-            x = reverse_prefixes(x, lengths) if masked else jnp.flip(x, axis=1)
+            x = valid_steps_first(x, lengths, True) if masked else jnp.flip(x, axis=1)
         # cuDNN wants every row to have a step; a row with none keeps its
         # initial states, restored below.
         y, h, c = cudnn_lstm(

@@ -48,7 +48,7 @@ CASES = [
     (layer, case, mask)
     for layer in LAYERS
     for case in OPTIONS
-    for mask in ("none", "right", "empty_row")
+    for mask in ("none", "right", "left", "empty_row")
 ]
 
 
@@ -102,9 +102,8 @@ def test_fused_stateful_training_backward_works(layer):
 @pytest.mark.parametrize(
     ("layer", "options", "mask_kind", "reason"),
     [
-        ("LSTM", {}, "left", "mask is not right-padded"),
-        ("GRU", {}, "left", "mask is not right-padded"),
-        ("GRU", {}, "holes", "mask is not right-padded"),
+        ("LSTM", {}, "holes", "mask is neither right- nor left-padded"),
+        ("GRU", {}, "holes", "mask is neither right- nor left-padded"),
         ("GRU", {"reset_after": False}, "none", "reset_after=False"),
         ("LSTM", {"recurrent_activation": "hard_sigmoid"}, "none", "recurrent_activation"),
         ("SimpleRNN", {"activation": "elu"}, "none", "activation is not tanh or relu"),
@@ -202,3 +201,23 @@ def test_torch_compile_traces_the_fused_kernel_whole_and_declines_masks():
     compiled = torch.compile(lambda t, m: fused(t, mask=m), backend="eager")
     assert_all_close([to_numpy(compiled(x, mask))], [to_numpy(reference(x, mask=mask))], "masked")
     assert keras_rnnx.explain(fused).passed_over == (("torch-fused", COMPILED_MASK),)
+
+
+@pytest.mark.parametrize("layer", ("GRU", "SimpleRNN-relu"))
+@pytest.mark.parametrize("mask_kind", ("right", "left", "empty_row"))
+@pytest.mark.parametrize("case", ("sequences_state", "backwards", "zero_output"))
+def test_inference_without_autograd_runs_packed_sequences(monkeypatch, layer, mask_kind, case):
+    import torch
+
+    from keras_rnnx.kernels import torch as kernel
+
+    runs = []
+    packed = kernel._packed
+    monkeypatch.setattr(kernel, "_packed", lambda *a: runs.append(1) or packed(*a))
+    fused, reference = _pair(layer, **OPTIONS[case])
+    x, kwargs = sequences(), mask_kwargs(mask_kind)
+    with torch.no_grad():
+        got = [to_numpy(t) for t in keras.tree.flatten(fused(x, **kwargs))]
+    want = [to_numpy(t) for t in keras.tree.flatten(reference(x, **kwargs))]
+    assert_all_close(got, want, "outputs without autograd")
+    assert runs
