@@ -34,6 +34,20 @@ def make_mask(kind, batch=BATCH, steps=STEPS):
 
 MASK_KINDS = ("none", "right", "left", "holes", "empty_row")
 
+# Layer options a fast kernel must honour, compared with the reference kernel.
+KERNEL_OPTIONS = {
+    "default": {},
+    "sequences_state": {"return_sequences": True, "return_state": True},
+    "backwards": {"go_backwards": True, "return_sequences": True, "return_state": True},
+    "zero_output": {"zero_output_for_mask": True, "return_sequences": True},
+    "zero_output_backwards": {
+        "zero_output_for_mask": True,
+        "go_backwards": True,
+        "return_sequences": True,
+    },
+    "no_bias": {"use_bias": False, "return_state": True},
+}
+
 
 def twins(rnnx_cls, keras_cls, input_shape, *args, **kwargs):
     """A keras_rnnx layer and its keras.layers twin, built, with equal weights."""

@@ -1,6 +1,7 @@
-"""A `tf.while_loop` over `cell.call` for any cell. Imported only on TensorFlow.
+"""TensorFlow's kernels: a `tf.while_loop` over `cell.call` for any cell, and
+cuDNN's LSTM and GRU on a GPU. Imported only on TensorFlow.
 
-It runs the reference loop's own step (`masked_step`), but states and the
+The loop runs the reference loop's own step (`masked_step`), but states and the
 previous output are plain loop variables and only the outputs go to a
 `TensorArray` (only when the sequence is returned). Keras's `ops.scan` on
 TensorFlow routes the carry through a `TensorArray` each step and stacks it,
@@ -12,6 +13,14 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_rnnx.cells.gru import GRUCell
+from keras_rnnx.cells.lstm import LSTMCell
+from keras_rnnx.kernels.fused import (
+    masked_outputs,
+    padded_lengths,
+    valid_steps_first,
+    why_not_fused,
+)
 from keras_rnnx.kernels.reference import masked_step, zero_outputs
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
 
@@ -64,4 +73,112 @@ class TensorFlowLoopKernel:
         )
 
 
-register_kernel(TensorFlowLoopKernel())
+def on_gpu() -> bool:
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def cudnn_rnn(x, h0, c0, params, lengths, rnn_mode):
+    """One layer of `CudnnRNNV3`, batch-major, with lengths (a seam for tests).
+
+    Returns `(outputs, h, c)`: outputs are zeros past each row's length, and
+    the states are those after its last valid step.
+    """
+    y, h, c, _, _ = tf.raw_ops.CudnnRNNV3(
+        input=x,
+        input_h=h0[:, None],
+        input_c=c0[:, None],
+        params=params,
+        is_training=True,
+        rnn_mode=rnn_mode,
+        sequence_lengths=lengths,
+        time_major=False,
+    )
+    return y, h[:, 0], c[:, 0]
+
+
+def cudnn_params(cell):
+    """The cell's weights as cuDNN's flat vector: each gate's matrix transposed,
+    input matrices then recurrent ones, then input and recurrent biases. LSTM
+    gates (i, f, c, o) are cuDNN's; GRU's (z, r, h) become (r, z, h)."""
+    gates = 4 if isinstance(cell, LSTMCell) else 3
+    kernel, recurrent = cell.kernel.value, cell.recurrent_kernel.value
+    bias = cell.bias.value if cell.bias is not None else None
+    if isinstance(cell, LSTMCell):
+        bias = tf.zeros([4 * cell.units], kernel.dtype) if bias is None else bias
+        biases = tf.split(tf.concat([tf.zeros_like(bias), bias], 0), 8)
+    else:
+        bias = tf.zeros([2, 3 * cell.units], kernel.dtype) if bias is None else bias
+        biases = tf.split(tf.reshape(bias, [-1]), 6)
+    weights = tf.split(kernel, gates, axis=1) + tf.split(recurrent, gates, axis=1)
+    if isinstance(cell, GRUCell):
+        for order in (weights, biases):
+            order[0], order[1], order[3], order[4] = order[1], order[0], order[4], order[3]
+    flat = [tf.reshape(tf.transpose(w), [-1]) for w in weights] + biases
+    return tf.concat(flat, axis=0)
+
+
+class TensorFlowCudnnKernel:
+    """cuDNN's LSTM and GRU (`CudnnRNNV3`) on a TensorFlow GPU.
+
+    Masks become sequence lengths, as in Keras, but left-padded masks are
+    converted (each row's valid steps moved first, see `kernels/fused.py`)
+    rather than rejected, and a mask with holes runs the `tf.while_loop`
+    kernel instead of raising: in a graph, `tf.cond` picks at run time.
+    """
+
+    name = "tf-cudnn"
+    priority = 10
+    fused = True
+
+    def why_not(self, call: RecurrentCall) -> str | None:
+        reason = why_not_fused(call, cells=(LSTMCell, GRUCell))
+        if reason is None and not on_gpu():
+            return "no GPU (CudnnRNNV3 runs on a CUDA device only)"
+        return reason
+
+    def run(self, call: RecurrentCall):
+        x = tf.convert_to_tensor(keras.tree.flatten(call.inputs)[0])
+        if call.training and call.cell.dropout > 0:
+            x = x * call.cell.get_dropout_mask(x[:, 0])[:, None, :]
+        if call.mask is None:
+            x = tf.reverse(x, [1]) if call.go_backwards else x
+            return self._run(call, x, tf.fill([tf.shape(x)[0]], tf.shape(x)[1]), None)
+        lengths, right_padded, left_padded = padded_lengths(call.mask)
+
+        def padded(left):
+            moved = valid_steps_first(x, lengths, call.go_backwards, left)
+            return lambda: self._run(call, moved, lengths, left != call.go_backwards)
+
+        def loop():
+            return _LOOP.run(call)
+
+        return tf.cond(
+            right_padded, padded(False), lambda: tf.cond(left_padded, padded(True), loop)
+        )
+
+    @staticmethod
+    def _run(call, x, lengths, padding_first):
+        """`padding_first`: None when unmasked, else as in `masked_outputs`."""
+        cell = call.cell
+        flat_states = keras.tree.flatten(call.states)
+        h0 = flat_states[0]
+        c0 = flat_states[1] if isinstance(cell, LSTMCell) else tf.zeros_like(h0)
+        # cuDNN wants every row to have a step; a row with none keeps its
+        # initial states, restored below.
+        y, h, c = cudnn_rnn(
+            x,
+            h0,
+            c0,
+            cudnn_params(cell),
+            tf.maximum(lengths, 1),
+            "lstm" if isinstance(cell, LSTMCell) else "gru",
+        )
+        if padding_first is not None:
+            y, h = masked_outputs(y, h0, lengths, padding_first, call.zero_output_for_mask)
+            c = tf.where((lengths > 0)[:, None], c, c0)
+        final = [h, c] if isinstance(cell, LSTMCell) else [h]
+        return y[:, -1], y, keras.tree.pack_sequence_as(call.states, final)
+
+
+_LOOP = register_kernel(TensorFlowLoopKernel())
+register_kernel(TensorFlowCudnnKernel())

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from backend_utils import to_numpy
 from oracle import (
+    KERNEL_OPTIONS,
     UNITS,
     assert_all_close,
     assert_matches_reference,
@@ -25,12 +26,7 @@ pytestmark = pytest.mark.skipif(
     reason="the tf.while_loop kernel runs on the TensorFlow backend only",
 )
 
-OPTIONS = {
-    "default": {},
-    "sequences_state": {"return_sequences": True, "return_state": True},
-    "backwards": {"go_backwards": True, "return_sequences": True, "return_state": True},
-    "zero_output": {"zero_output_for_mask": True, "return_sequences": True},
-}
+OPTIONS = {k: KERNEL_OPTIONS[k] for k in ("default", "sequences_state", "backwards", "zero_output")}
 MAKERS = {
     "LSTM": lambda **kw: keras_rnnx.LSTM(UNITS, **kw),
     "GRU-reset_before": lambda **kw: keras_rnnx.GRU(UNITS, reset_after=False, **kw),

@@ -9,6 +9,7 @@ import pytest
 from backend_utils import coefficients_for, outputs_and_gradients, to_numpy
 from oracle import (
     BATCH,
+    KERNEL_OPTIONS,
     STEPS,
     UNITS,
     assert_all_close,
@@ -26,18 +27,7 @@ pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "torch", reason="the torch kernel runs on the torch backend only"
 )
 
-OPTIONS = {
-    "default": {},
-    "sequences_state": {"return_sequences": True, "return_state": True},
-    "backwards": {"go_backwards": True, "return_sequences": True, "return_state": True},
-    "zero_output": {"zero_output_for_mask": True, "return_sequences": True},
-    "zero_output_backwards": {
-        "zero_output_for_mask": True,
-        "go_backwards": True,
-        "return_sequences": True,
-    },
-    "no_bias": {"use_bias": False, "return_state": True},
-}
+OPTIONS = KERNEL_OPTIONS
 LAYERS = {
     "LSTM": {},
     "GRU": {},

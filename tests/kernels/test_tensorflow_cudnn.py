@@ -1,0 +1,143 @@
+"""TensorFlow's cuDNN kernel (`CudnnRNNV3`) against the reference kernel.
+
+No TensorFlow GPU build can be installed where these run, so `cudnn_rnn` is
+replaced by `_cudnn_rnn_on_cpu`: cuDNN's LSTM and GRU equations read from the
+flat parameter vector by cuDNN's layout, with cuDNN's sequence-length rules
+(zeros past a row's length, states from its last valid step). That checks the
+kernel's weight packing, its length and left-padding conversions and its
+`tf.cond` fallback; on a GPU the real op runs instead.
+"""
+
+from __future__ import annotations
+
+import keras
+import pytest
+from oracle import (
+    KERNEL_OPTIONS,
+    UNITS,
+    assert_all_close,
+    assert_matches_reference,
+    fast_and_reference,
+    make_mask,
+    mask_kwargs,
+    sequences,
+    states_for,
+)
+
+import keras_rnnx
+
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="the CudnnRNNV3 kernel runs on the TensorFlow backend only",
+)
+
+
+def _cudnn_rnn_on_cpu(x, h0, c0, params, lengths, rnn_mode):
+    import tensorflow as tf
+
+    gates = 4 if rnn_mode == "lstm" else 3
+    features, units = x.shape[-1], h0.shape[-1]
+    sizes = [units * features] * gates + [units * units] * gates + [units] * 2 * gates
+    parts = tf.split(params, sizes)
+    w = [tf.transpose(tf.reshape(p, (units, features))) for p in parts[:gates]]
+    r = [tf.transpose(tf.reshape(p, (units, units))) for p in parts[gates : 2 * gates]]
+    bw, br = parts[2 * gates : 3 * gates], parts[3 * gates :]
+    h, c, ys = h0, c0, []
+    for t in range(x.shape[1]):
+        xt = x[:, t]
+        if rnn_mode == "lstm":
+            i, f, g, o = (xt @ w[k] + bw[k] + h @ r[k] + br[k] for k in range(4))
+            new_c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            new_h = tf.sigmoid(o) * tf.tanh(new_c)
+        else:  # cuDNN's gate order: r, z, n
+            rg, z = (tf.sigmoid(xt @ w[k] + bw[k] + h @ r[k] + br[k]) for k in range(2))
+            n = tf.tanh(xt @ w[2] + bw[2] + rg * (h @ r[2] + br[2]))
+            new_h, new_c = (1 - z) * n + z * h, c
+        valid = (t < lengths)[:, None]
+        h, c = tf.where(valid, new_h, h), tf.where(valid, new_c, c)
+        ys.append(tf.where(valid, new_h, 0.0))
+    return tf.stack(ys, axis=1), h, c
+
+
+@pytest.fixture
+def cudnn(monkeypatch):
+    """The kernels' module, with CudnnRNNV3 replaced by its equations off the GPU."""
+    from keras_rnnx.kernels import tensorflow as kernel
+
+    if not kernel.on_gpu():
+        monkeypatch.setattr(kernel, "on_gpu", lambda: True)
+        monkeypatch.setattr(kernel, "cudnn_rnn", _cudnn_rnn_on_cpu)
+    return kernel
+
+
+OPTIONS = KERNEL_OPTIONS
+CASES = [
+    (layer, case, mask)
+    for layer in ("LSTM", "GRU")
+    for case in OPTIONS
+    for mask in ("none", "right", "left", "empty_row", "holes")
+]
+
+
+def _pair(layer, **options):
+    cls = getattr(keras_rnnx, layer)
+    return fast_and_reference(lambda **kw: cls(UNITS, **kw), **options)
+
+
+@pytest.mark.parametrize(("layer", "case", "mask_kind"), CASES, ids=["-".join(c) for c in CASES])
+def test_cudnn_matches_reference(cudnn, layer, case, mask_kind):
+    fused, reference = _pair(layer, **OPTIONS[case])
+    assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
+    assert keras_rnnx.explain(fused).kernel == "tf-cudnn"
+
+
+@pytest.mark.parametrize("layer", ("LSTM", "GRU"))
+def test_cudnn_with_initial_state_and_inference_dropout(cudnn, layer):
+    fused, reference = _pair(layer, return_state=True, dropout=0.5)
+    kwargs = {"initial_state": states_for(reference), "training": False}
+    assert_matches_reference(fused, reference, sequences(), **mask_kwargs("left"), **kwargs)
+
+
+@pytest.mark.parametrize("mask_kind", ("right", "left", "holes"))
+def test_cudnn_in_a_graph_picks_at_run_time(cudnn, mask_kind):
+    import tensorflow as tf
+
+    fused, reference = _pair("GRU", return_sequences=True, return_state=True)
+    graph = tf.function(
+        lambda x, m: fused(x, mask=m),
+        # Time is known: the CPU stand-in for cuDNN unrolls over it.
+        input_signature=[tf.TensorSpec((None, 6, 5)), tf.TensorSpec((None, 6), tf.bool)],
+    )
+    x, mask = sequences(), make_mask(mask_kind)
+    got = [t.numpy() for t in graph(x, mask)]
+    want = [t.numpy() for t in reference(x, mask=mask)]
+    assert_all_close(got, want, f"tf.function, {mask_kind} mask")
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda: keras_rnnx.SimpleRNN(UNITS), "no fused kernel for SimpleRNNCell"),
+        (lambda: keras_rnnx.GRU(UNITS, reset_after=False), "reset_after=False"),
+        (lambda: keras_rnnx.LSTM(UNITS, recurrent_dropout=0.2), None),
+    ],
+)
+def test_declines_with_a_reason(cudnn, make, reason):
+    layer = make()
+    layer(sequences(), training=True)
+    selection = keras_rnnx.explain(layer)
+    assert selection.kernel == "tf-while"
+    reason = reason or "recurrent_dropout > 0 in training"
+    assert any(name == "tf-cudnn" and reason in why for name, why in selection.passed_over)
+
+
+def test_without_a_gpu_it_says_so():
+    from keras_rnnx.kernels import tensorflow as kernel
+
+    if kernel.on_gpu():
+        pytest.skip("this machine has a GPU")
+    layer = keras_rnnx.LSTM(UNITS)
+    layer(sequences())
+    assert ("tf-cudnn", "no GPU (CudnnRNNV3 runs on a CUDA device only)") in (
+        keras_rnnx.explain(layer).passed_over
+    )
