@@ -46,6 +46,8 @@ class Kernel(Protocol):
     name: str
     priority: int
     fused: bool  # a fused kernel satisfies `use_cudnn=True`
+    # Optional `xla = False`: the kernel's ops cannot be XLA-compiled, so a
+    # layer that runs it sets `supports_jit = False`, as Keras's cuDNN path does.
 
     def why_not(self, call: RecurrentCall) -> str | None: ...
 

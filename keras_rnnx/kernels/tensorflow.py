@@ -46,15 +46,14 @@ class TensorFlowLoopKernel:
         output_structure = zero_outputs(call, tf.shape(xs[0])[1])
         flat_zero = keras.tree.flatten(output_structure)
         cell_step = masked_step(call, output_structure)
-        outputs_ta = [
-            tf.TensorArray(o.dtype, size=steps if call.return_sequences else 1) for o in flat_zero
-        ]
+        # Only a returned sequence is written out, step by step.
+        sequences = call.return_sequences
+        outputs_ta = [tf.TensorArray(o.dtype, size=steps) for o in flat_zero] if sequences else []
 
         def body(t, flat_states, flat_prev, arrays):
             mask_t = None if mask is None else mask[t]
             flat_new, flat_out = cell_step([x[t] for x in xs], mask_t, flat_states, flat_prev)
-            index = t if call.return_sequences else 0
-            arrays = [a.write(index, o) for a, o in zip(arrays, flat_out)]
+            arrays = [a.write(t, o) for a, o in zip(arrays, flat_out)]
             return t + 1, flat_new, flat_out, arrays
 
         _, flat_states, flat_last, arrays = tf.while_loop(
@@ -62,10 +61,13 @@ class TensorFlowLoopKernel:
             body,
             (tf.constant(0), keras.tree.flatten(call.states), flat_zero, outputs_ta),
         )
-        outputs = [
-            tf.transpose(a.stack(), [1, 0, *range(2, len(o.shape) + 1)])
-            for a, o in zip(arrays, flat_zero)
-        ]
+        if sequences:
+            outputs = [
+                tf.transpose(a.stack(), [1, 0, *range(2, len(o.shape) + 1)])
+                for a, o in zip(arrays, flat_zero)
+            ]
+        else:  # the layer returns the last output only
+            outputs = [o[:, None] for o in flat_last]
         return (
             keras.tree.pack_sequence_as(output_structure, flat_last),
             keras.tree.pack_sequence_as(output_structure, outputs),
@@ -129,6 +131,7 @@ class TensorFlowCudnnKernel:
     name = "tf-cudnn"
     priority = 10
     fused = True
+    xla = False  # CudnnRNNV3 has no XLA kernel
 
     def why_not(self, call: RecurrentCall) -> str | None:
         reason = why_not_fused(call, cells=(LSTMCell, GRUCell))

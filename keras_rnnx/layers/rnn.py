@@ -362,6 +362,10 @@ class RNN(keras.layers.Layer):
         kernel, selection = kernels.select(call)
         passed_over = (*passed_over, *selection.passed_over)
         self._record(kernels.Selection(selection.kernel, passed_over))
+        if not getattr(kernel, "xla", True):
+            # As Keras does for cuDNN: a model holding this layer is not
+            # XLA-compiled under `jit_compile="auto"`.
+            self.supports_jit = False
         return kernel.run(call)
 
     def _reset_dropout(self):

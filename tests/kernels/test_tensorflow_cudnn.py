@@ -91,6 +91,13 @@ def test_cudnn_matches_reference(cudnn, layer, case, mask_kind):
     assert keras_rnnx.explain(fused).kernel == "tf-cudnn"
 
 
+def test_a_layer_on_cudnn_opts_out_of_xla(cudnn):
+    fused, reference = _pair("LSTM")
+    assert keras_rnnx.explain(fused).kernel == "tf-cudnn"
+    assert fused.supports_jit is False  # Keras then compiles the model without XLA
+    assert reference.supports_jit is True
+
+
 @pytest.mark.parametrize("layer", ("LSTM", "GRU"))
 def test_cudnn_with_initial_state_and_inference_dropout(cudnn, layer):
     fused, reference = _pair(layer, return_state=True, dropout=0.5)
