@@ -1,10 +1,11 @@
 """cuDNN's LSTM through `jax.experimental.rnn` on a JAX GPU. Imported only on
 the JAX backend.
 
-Keras's JAX backend has no fused RNN at all. cuDNN's LSTM takes one flat weight
-vector laid out as `(W_ih, W_hh, b_ih, b_hh)`, torch's gate order (i, f, g, o),
-which is Keras's (i, f, c, o): `W_ih = kernel.T`, `W_hh = recurrent_kernel.T`,
-`b_ih = bias` and `b_hh = 0`. It takes float32 only.
+Keras's JAX backend runs cuDNN only for an unmasked LSTM (and then returns a
+`go_backwards` sequence flipped, unlike its other paths). cuDNN's LSTM takes one
+flat weight vector laid out as `(W_ih, W_hh, b_ih, b_hh)`, torch's gate order
+(i, f, g, o), which is Keras's (i, f, c, o): `W_ih = kernel.T`,
+`W_hh = recurrent_kernel.T`, `b_ih = bias` and `b_hh = 0`. It takes float32 only.
 
 A mask becomes `seq_lengths` (see `kernels/fused.py`). Under `jax.jit` the mask's
 values are unknown when the kernel is chosen, so the compiled call holds both
