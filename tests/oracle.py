@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 from backend_utils import coefficients_for, on_gpu, outputs_and_gradients
 
 BATCH, STEPS, FEATURES, UNITS = 4, 6, 5, 3
@@ -107,3 +108,29 @@ def mask_kwargs(kind, **shape):
     """`{"mask": make_mask(kind)}`, or `{}` for no mask."""
     mask = make_mask(kind, **shape)
     return {} if mask is None else {"mask": mask}
+
+
+def only_on(backend, what):
+    """A test module's skip marker: `what` runs on `backend` only."""
+    return pytest.mark.skipif(
+        keras.backend.backend() != backend, reason=f"{what} runs on the {backend} backend only"
+    )
+
+
+def stand_in_off_gpu(monkeypatch, kernel_module, seam, stand_in):
+    """`kernel_module` as the tests drive it: on a GPU as it is; elsewhere told
+    it has one, with its device op (`seam`) replaced by `stand_in`."""
+    if not kernel_module.on_gpu():
+        monkeypatch.setattr(kernel_module, "on_gpu", lambda: True)
+        monkeypatch.setattr(kernel_module, seam, stand_in)
+    return kernel_module
+
+
+def assert_declined(layer, kernel, reason, ran):
+    """`layer` last ran the kernel `ran`, and `explain` shows `kernel` passed
+    over with a reason that contains `reason`."""
+    import keras_rnnx
+
+    selection = keras_rnnx.explain(layer)
+    assert selection.kernel == ran
+    assert any(name == kernel and reason in why for name, why in selection.passed_over)

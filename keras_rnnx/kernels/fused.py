@@ -67,6 +67,22 @@ def why_not_one_call(kernel, forward: RecurrentCall, backward: RecurrentCall) ->
     return None
 
 
+def dropped_inputs(call: RecurrentCall):
+    """The call's single input, with the cell's input dropout mask applied in
+    training (a fused kernel runs one mask for the whole sequence, as Keras's
+    cell does)."""
+    x = keras.tree.flatten(call.inputs)[0]
+    if call.training and call.cell.dropout > 0:
+        x = x * call.cell.get_dropout_mask(x[:, 0])[:, None, :]
+    return x
+
+
+def keep_initial_where_empty(lengths, state, initial):
+    """`state` for rows with a valid step, `initial` for rows with none (which
+    a fused kernel ran for one step, as cuDNN wants at least one)."""
+    return ops.where((lengths > 0)[:, None], state, initial)
+
+
 def padded_lengths(mask):
     """`(lengths, right_padded, left_padded)`: each row's count of valid steps,
     and whether every row's valid steps come first, or last (scalar bools)."""

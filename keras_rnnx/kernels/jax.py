@@ -32,6 +32,8 @@ from jax.experimental import rnn
 
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.kernels.fused import (
+    dropped_inputs,
+    keep_initial_where_empty,
     masked_outputs,
     padded_lengths,
     valid_steps_first,
@@ -78,13 +80,6 @@ def cudnn_weights(*cells):
     return jnp.concatenate(matrices + biases)
 
 
-def _dropped_inputs(call):
-    x = keras.tree.flatten(call.inputs)[0]
-    if call.training and call.cell.dropout > 0:
-        x = x * call.cell.get_dropout_mask(x[:, 0])[:, None, :]
-    return x
-
-
 class JaxCudnnLstmKernel:
     name = "jax-cudnn"
     priority = 10
@@ -100,7 +95,7 @@ class JaxCudnnLstmKernel:
         return reason
 
     def run(self, call: RecurrentCall):
-        x = _dropped_inputs(call)
+        x = dropped_inputs(call)
         if call.mask is None:
             return self._run(call, x, jnp.full((x.shape[0],), x.shape[1], "int32"), False)
         lengths, right_padded, _ = padded_lengths(call.mask)
@@ -131,7 +126,7 @@ class JaxCudnnLstmKernel:
         h, c = h[0], c[0]
         if masked:
             y, h = masked_outputs(y, h0, lengths, call.go_backwards, call.zero_output_for_mask)
-            c = jnp.where((lengths > 0)[:, None], c, c0)
+            c = keep_initial_where_empty(lengths, c, c0)
         states = keras.tree.pack_sequence_as(call.states, [h, c])
         return y[:, -1], y, states
 
@@ -143,7 +138,7 @@ class JaxCudnnLstmKernel:
 
     def run_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
         """Both directions in one cuDNN call (unmasked)."""
-        x = _dropped_inputs(forward)
+        x = dropped_inputs(forward)
         (hf, cf), (hb, cb) = (keras.tree.flatten(c.states) for c in (forward, backward))
         units = forward.cell.units
         y, h, c = cudnn_lstm(

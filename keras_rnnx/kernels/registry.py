@@ -40,6 +40,9 @@ class RecurrentCall:
     return_sequences: bool
     use_cudnn: Any = "auto"
     backend: str = dataclasses.field(default_factory=keras.backend.backend)
+    # What kernels derive from the call once and share between `why_not` and
+    # `run` (keyed by kernel), e.g. a mask's lengths read from the device.
+    facts: dict = dataclasses.field(default_factory=dict)
 
 
 class Kernel(Protocol):

@@ -16,6 +16,8 @@ import tensorflow as tf
 from keras_rnnx.cells.gru import GRUCell
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.kernels.fused import (
+    dropped_inputs,
+    keep_initial_where_empty,
     masked_outputs,
     padded_lengths,
     valid_steps_first,
@@ -140,9 +142,7 @@ class TensorFlowCudnnKernel:
         return reason
 
     def run(self, call: RecurrentCall):
-        x = tf.convert_to_tensor(keras.tree.flatten(call.inputs)[0])
-        if call.training and call.cell.dropout > 0:
-            x = x * call.cell.get_dropout_mask(x[:, 0])[:, None, :]
+        x = tf.convert_to_tensor(dropped_inputs(call))
         if call.mask is None:
             x = tf.reverse(x, [1]) if call.go_backwards else x
             return self._run(call, x, tf.fill([tf.shape(x)[0]], tf.shape(x)[1]), None)
@@ -178,7 +178,7 @@ class TensorFlowCudnnKernel:
         )
         if padding_first is not None:
             y, h = masked_outputs(y, h0, lengths, padding_first, call.zero_output_for_mask)
-            c = tf.where((lengths > 0)[:, None], c, c0)
+            c = keep_initial_where_empty(lengths, c, c0)
         final = [h, c] if isinstance(cell, LSTMCell) else [h]
         return y[:, -1], y, keras.tree.pack_sequence_as(call.states, final)
 

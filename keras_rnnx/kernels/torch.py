@@ -29,6 +29,7 @@ from keras_rnnx.cells.gru import GRUCell
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.kernels.fused import (
     RELU,
+    dropped_inputs,
     masked_outputs,
     padded_lengths,
     valid_steps_first,
@@ -59,13 +60,18 @@ def _params(cell):
     return params
 
 
-def _padding(mask):
-    """`(lengths, left_padded)` if `mask` is right- or left-padded, else None
-    (read eagerly)."""
-    lengths, right_padded, left_padded = padded_lengths(mask)
-    if bool(right_padded):
-        return lengths, False
-    return (lengths, True) if bool(left_padded) else None
+def _padding(call):
+    """`(lengths, left_padded)` if the call's mask is right- or left-padded,
+    else None. Read eagerly (two syncs with the device), once per call: `why_not`
+    and then `run` ask."""
+    if "torch-padding" not in call.facts:
+        lengths, right_padded, left_padded = padded_lengths(call.mask)
+        if bool(right_padded):
+            padding = lengths, False
+        else:
+            padding = (lengths, True) if bool(left_padded) else None
+        call.facts["torch-padding"] = padding
+    return call.facts["torch-padding"]
 
 
 COMPILED_MASK = "a mask under torch.compile (its lengths are unknown while tracing)"
@@ -95,17 +101,15 @@ class TorchFusedKernel:
         if reason is None and call.mask is not None:
             if torch.compiler.is_compiling():
                 return COMPILED_MASK
-            if _padding(call.mask) is None:
+            if _padding(call) is None:
                 return "mask is neither right- nor left-padded"
         return reason
 
     def run(self, call: RecurrentCall):
         cell = call.cell
-        x = keras.tree.flatten(call.inputs)[0]
-        if call.training and cell.dropout > 0:
-            x = x * cell.get_dropout_mask(x[:, 0])[:, None, :]
+        x = dropped_inputs(call)
         states = [s[None] for s in keras.tree.flatten(call.states)]  # (1, B, H)
-        padding = None if call.mask is None else _padding(call.mask)
+        padding = None if call.mask is None else _padding(call)
         if padding is None:
             lengths = None
             x = torch.flip(x, dims=[1]) if call.go_backwards else x
@@ -166,10 +170,7 @@ def _packed(cell, x, states, params, lengths):
     )  # a row with no valid step runs one, undone by `masked_outputs`
     order, unorder = pack.sorted_indices, pack.unsorted_indices
     flags = (cell.bias is not None, 1, 0.0, False, False)
-    fn = torch._VF.gru if isinstance(cell, GRUCell) else None
-    if fn is None:
-        fn = torch._VF.rnn_relu if cell.activation is RELU else torch._VF.rnn_tanh
-    y, h = fn(pack.data, pack.batch_sizes, states[0][:, order], params, *flags)
+    y, h = _one_state_kernel(cell)(pack.data, pack.batch_sizes, states[0][:, order], params, *flags)
     y, _ = torch.nn.utils.rnn.pad_packed_sequence(
         torch.nn.utils.rnn.PackedSequence(y, pack.batch_sizes, order, unorder),
         batch_first=True,
@@ -186,12 +187,15 @@ def _fused(cell, x, states, params, bidirectional=False):
     if isinstance(cell, LSTMCell):
         y, h, c = torch._VF.lstm(x, tuple(states), params, *flags)
         return y, [h, c]
-    if isinstance(cell, GRUCell):
-        fn = torch._VF.gru
-    else:
-        fn = torch._VF.rnn_relu if cell.activation is RELU else torch._VF.rnn_tanh
-    y, h = fn(x, states[0], params, *flags)
+    y, h = _one_state_kernel(cell)(x, states[0], params, *flags)
     return y, [h]
+
+
+def _one_state_kernel(cell):
+    """torch's kernel for a GRU or SimpleRNN cell (padded and packed overloads)."""
+    if isinstance(cell, GRUCell):
+        return torch._VF.gru
+    return torch._VF.rnn_relu if cell.activation is RELU else torch._VF.rnn_tanh
 
 
 register_kernel(TorchFusedKernel())

@@ -17,19 +17,20 @@ from oracle import (
     KERNEL_OPTIONS,
     UNITS,
     assert_all_close,
+    assert_declined,
     assert_matches_reference,
     fast_and_reference,
     make_mask,
     mask_kwargs,
+    only_on,
     sequences,
+    stand_in_off_gpu,
     states_for,
 )
 
 import keras_rnnx
 
-pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "jax", reason="the cuDNN LSTM kernel runs on the JAX backend only"
-)
+pytestmark = only_on("jax", "the cuDNN LSTM kernel")
 
 # The masked forward zero-output case declines here (see test_forward_zero_output...).
 OPTIONS = {k: v for k, v in KERNEL_OPTIONS.items() if k != "zero_output"}
@@ -51,10 +52,7 @@ def cudnn(monkeypatch):
     """The kernel's module, with cuDNN replaced by JAX's reference off the GPU."""
     from keras_rnnx.kernels import jax as kernel
 
-    if not kernel.on_gpu():
-        monkeypatch.setattr(kernel, "on_gpu", lambda: True)
-        monkeypatch.setattr(kernel, "cudnn_lstm", _lstm_ref)
-    return kernel
+    return stand_in_off_gpu(monkeypatch, kernel, "cudnn_lstm", _lstm_ref)
 
 
 def _pair(**options):
@@ -168,9 +166,7 @@ def test_bidirectional_last_outputs_and_initial_state(cudnn):
 def test_declines_with_a_reason(cudnn, make, reason):
     layer = make()
     layer(sequences())
-    selection = keras_rnnx.explain(layer)
-    assert selection.kernel == "reference"
-    assert any(name == "jax-cudnn" and reason in why for name, why in selection.passed_over)
+    assert_declined(layer, "jax-cudnn", reason, ran="reference")
 
 
 def test_without_a_gpu_it_says_so():

@@ -15,16 +15,14 @@ from oracle import (
     fast_and_reference,
     make_mask,
     mask_kwargs,
+    only_on,
     sequences,
     states_for,
 )
 
 import keras_rnnx
 
-pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="the tf.while_loop kernel runs on the TensorFlow backend only",
-)
+pytestmark = only_on("tensorflow", "the tf.while_loop kernel")
 
 OPTIONS = {k: KERNEL_OPTIONS[k] for k in ("default", "sequences_state", "backwards", "zero_output")}
 MAKERS = {

@@ -10,26 +10,25 @@ kernel's weight packing, its length and left-padding conversions and its
 
 from __future__ import annotations
 
-import keras
 import pytest
 from oracle import (
     KERNEL_OPTIONS,
     UNITS,
     assert_all_close,
+    assert_declined,
     assert_matches_reference,
     fast_and_reference,
     make_mask,
     mask_kwargs,
+    only_on,
     sequences,
+    stand_in_off_gpu,
     states_for,
 )
 
 import keras_rnnx
 
-pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="the CudnnRNNV3 kernel runs on the TensorFlow backend only",
-)
+pytestmark = only_on("tensorflow", "the CudnnRNNV3 kernel")
 
 
 def _cudnn_rnn_on_cpu(x, h0, c0, params, lengths, rnn_mode):
@@ -64,10 +63,7 @@ def cudnn(monkeypatch):
     """The kernels' module, with CudnnRNNV3 replaced by its equations off the GPU."""
     from keras_rnnx.kernels import tensorflow as kernel
 
-    if not kernel.on_gpu():
-        monkeypatch.setattr(kernel, "on_gpu", lambda: True)
-        monkeypatch.setattr(kernel, "cudnn_rnn", _cudnn_rnn_on_cpu)
-    return kernel
+    return stand_in_off_gpu(monkeypatch, kernel, "cudnn_rnn", _cudnn_rnn_on_cpu)
 
 
 OPTIONS = KERNEL_OPTIONS
@@ -132,10 +128,8 @@ def test_cudnn_in_a_graph_picks_at_run_time(cudnn, mask_kind):
 def test_declines_with_a_reason(cudnn, make, reason):
     layer = make()
     layer(sequences(), training=True)
-    selection = keras_rnnx.explain(layer)
-    assert selection.kernel == "tf-while"
     reason = reason or "recurrent_dropout > 0 in training"
-    assert any(name == "tf-cudnn" and reason in why for name, why in selection.passed_over)
+    assert_declined(layer, "tf-cudnn", reason, ran="tf-while")
 
 
 def test_without_a_gpu_it_says_so():

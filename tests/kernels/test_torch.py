@@ -13,19 +13,19 @@ from oracle import (
     STEPS,
     UNITS,
     assert_all_close,
+    assert_declined,
     assert_matches_reference,
     fast_and_reference,
     make_mask,
     mask_kwargs,
+    only_on,
     sequences,
     states_for,
 )
 
 import keras_rnnx
 
-pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "torch", reason="the torch kernel runs on the torch backend only"
-)
+pytestmark = only_on("torch", "the torch kernel")
 
 OPTIONS = KERNEL_OPTIONS
 LAYERS = {
@@ -105,9 +105,7 @@ def test_declines_with_a_reason(layer, options, mask_kind, reason):
     auto, reference = fast_and_reference(lambda **kw: cls(UNITS, **kw), **options)
     x = sequences()
     assert_matches_reference(auto, reference, x, **mask_kwargs(mask_kind))
-    selection = keras_rnnx.explain(auto)
-    assert selection.kernel == "reference"
-    assert any(name == "torch-fused" and reason in why for name, why in selection.passed_over)
+    assert_declined(auto, "torch-fused", reason, ran="reference")
     with pytest.raises(ValueError, match=reason):
         cls(UNITS, use_cudnn=True, **options)(x, **mask_kwargs(mask_kind))
 
