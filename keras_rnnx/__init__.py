@@ -9,6 +9,13 @@ from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
 from keras_rnnx.cells.stacked import StackedRNNCells
 from keras_rnnx.explain import explain
+from keras_rnnx.kernels import (
+    Kernel,
+    RecurrentCall,
+    Selection,
+    register_kernel,
+    registered_kernels,
+)
 from keras_rnnx.layers.bidirectional import Bidirectional
 from keras_rnnx.layers.gru import GRU
 from keras_rnnx.layers.lstm import LSTM
@@ -24,11 +31,16 @@ __all__ = [
     "RNN",
     "Bidirectional",
     "GRUCell",
+    "Kernel",
     "LSTMCell",
+    "RecurrentCall",
+    "Selection",
     "SimpleRNN",
     "SimpleRNNCell",
     "StackedRNNCells",
     "explain",
     "register_cell",
+    "register_kernel",
     "registered_cells",
+    "registered_kernels",
 ]

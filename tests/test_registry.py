@@ -113,6 +113,60 @@ print(type(model.layers[0].cell).__module__)
     assert result.stdout.strip().endswith("rnnx_demo_plugin")
 
 
+@needs_plugin
+@pytest.mark.parametrize(
+    "options", [{}, {"return_sequences": True, "return_state": True}, {"go_backwards": True}]
+)
+def test_installed_plugin_kernel_runs_its_cell_as_the_reference_loop(options):
+    from oracle import assert_matches_reference, fast_and_reference, sequences
+    from rnnx_demo_plugin import MinimalRNNCell
+
+    fast, reference = fast_and_reference(
+        lambda **kw: keras_rnnx.RNN(MinimalRNNCell(3), **kw), **options
+    )
+    assert_matches_reference(fast, reference, sequences())
+    assert keras_rnnx.explain(fast).kernel == "minimal-rnn-hoisted"
+    assert keras_rnnx.explain(reference).kernel != "minimal-rnn-hoisted"
+
+
+@needs_plugin
+def test_installed_plugin_kernel_declines_other_cells_and_masks():
+    from rnnx_demo_plugin import MinimalRNNCell
+
+    masked = keras_rnnx.RNN(MinimalRNNCell(3))
+    masked(sequences_of_ones(), mask=np.array([[True] * 4, [True, True, False, False]]))
+    assert ("minimal-rnn-hoisted", "a mask (the loop below has no masking)") in (
+        keras_rnnx.explain(masked).passed_over
+    )
+    # A sigmoid SimpleRNN is past every built-in fused kernel.
+    other = keras_rnnx.SimpleRNN(3, activation="sigmoid")
+    other(sequences_of_ones())
+    assert ("minimal-rnn-hoisted", "SimpleRNNCell is not a MinimalRNNCell") in (
+        keras_rnnx.explain(other).passed_over
+    )
+
+
+def sequences_of_ones():
+    return np.ones((2, 4, 5), "float32")
+
+
+def test_register_kernel_rejects_what_is_not_a_kernel():
+    class NoRun:
+        name, priority, fused = "no-run", 1, False
+
+        def why_not(self, call):
+            return None
+
+    before = keras_rnnx.registered_kernels()
+    with pytest.raises(TypeError, match="Expected `kernel` to be a kernel object"):
+        keras_rnnx.register_kernel(NoRun())
+    with pytest.raises(TypeError, match="Expected `kernel` to be a kernel object"):
+        keras_rnnx.register_kernel(type(keras_rnnx.registered_kernels()[0]))
+    with pytest.raises(TypeError, match="priority"):
+        keras_rnnx.register_kernel(type("P", (NoRun,), {"priority": "high", "run": id})())
+    assert keras_rnnx.registered_kernels() == before
+
+
 KERNEL_PLUGIN = '''
 import keras_rnnx
 from keras_rnnx.kernels.reference import ReferenceKernel

@@ -4,10 +4,11 @@ import keras
 
 from keras_rnnx.kernels import reference  # noqa: F401  (registers the reference kernel)
 from keras_rnnx.kernels.registry import (
+    Kernel,
     RecurrentCall,
     Selection,
-    kernels,
     register_kernel,
+    registered_kernels,
     select,
     select_bidirectional,
 )
@@ -21,10 +22,11 @@ elif keras.backend.backend() == "tensorflow":
     from keras_rnnx.kernels import tensorflow as _tensorflow  # noqa: F401
 
 __all__ = [
+    "Kernel",
     "RecurrentCall",
     "Selection",
-    "kernels",
     "register_kernel",
+    "registered_kernels",
     "select",
     "select_bidirectional",
 ]

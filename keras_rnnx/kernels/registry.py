@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import keras
 
@@ -23,10 +23,45 @@ logger = logging.getLogger("keras_rnnx")
 
 @dataclasses.dataclass
 class RecurrentCall:
-    """Everything a kernel needs to run one sequence.
+    """Everything a kernel needs to run one sequence; a layer makes one per call.
 
-    `inputs` is the input structure with `(batch, time, ...)` tensors; `states`
-    the initial state structure; `mask` a `(batch, time)` bool tensor or `None`.
+    Kernels read it and never change it, except `facts`.
+
+    Args:
+        cell: the cell to run (already built).
+        inputs: the input structure: `(batch, time, ...)` tensors, dropout
+            already fixed per sequence by the layer.
+        states: the initial state structure, as the cell's `state_size`.
+        mask: a `(batch, time)` boolean tensor, or `None`.
+        training: whether dropout is active.
+        go_backwards: process the sequence from its end.
+        unroll: the user asked for an unrolled loop.
+        zero_output_for_mask: output zeros at masked steps instead of the
+            previous step's output.
+        return_sequences: the layer returns every step's output.
+        use_cudnn: the layer's `use_cudnn`: `"auto"`, `True` or `False`.
+        backend: the Keras backend's name.
+        facts: what kernels derive from the call once and share between
+            `why_not` and `run` (keyed by kernel), e.g. a mask's lengths read
+            from the device.
+
+    Returns:
+        A dataclass instance.
+
+    Raises:
+        TypeError: a required field is missing (as any dataclass).
+
+    Example:
+        >>> import numpy as np, keras_rnnx
+        >>> cell = keras_rnnx.SimpleRNNCell(2)
+        >>> cell.build((3, 4))
+        >>> call = keras_rnnx.RecurrentCall(
+        ...     cell, inputs=np.ones((3, 5, 4), "float32"),
+        ...     states=[np.zeros((3, 2), "float32")], mask=None, training=False,
+        ...     go_backwards=False, unroll=False, zero_output_for_mask=False,
+        ...     return_sequences=True)
+        >>> call.backend in ("tensorflow", "torch", "jax")
+        True
     """
 
     cell: Any
@@ -40,23 +75,71 @@ class RecurrentCall:
     return_sequences: bool
     use_cudnn: Any = "auto"
     backend: str = dataclasses.field(default_factory=keras.backend.backend)
-    # What kernels derive from the call once and share between `why_not` and
-    # `run` (keyed by kernel), e.g. a mask's lengths read from the device.
     facts: dict = dataclasses.field(default_factory=dict)
 
 
+@runtime_checkable
 class Kernel(Protocol):
+    """What a kernel is: an object that runs a whole sequence for some calls.
+
+    Selection asks the registered kernels, highest `priority` first, whether
+    they can run a call (`why_not(call)` returns `None`) and runs the first
+    that can; the reference loop (priority 0) runs anything. `why_not` must
+    decide from what is known when the layer is traced (the backend, the
+    cell and its options, whether there is a mask); a kernel that can only
+    tell at run time (say, from a mask's values) falls back inside `run`.
+    Its reason is what `keras_rnnx.explain` reports.
+
+    Attributes:
+        name: the name `explain` reports, e.g. `"torch-fused"`.
+        priority: higher runs first; built-in fused kernels use 10, the
+            TensorFlow loop 1, the reference loop 0.
+        fused: whether it satisfies `use_cudnn=True` (whole-sequence fused
+            gate equations, as cuDNN).
+        xla: optional; `False` when its ops cannot be XLA-compiled, so a layer
+            that ran it sets `supports_jit = False`, as Keras's cuDNN path does.
+
+    A kernel may also run both directions of a `Bidirectional` in one call,
+    with `why_not_bidirectional(forward, backward)` and
+    `run_bidirectional(forward, backward)` (one `run` result per direction).
+
+    Args:
+        call: (of `why_not` and `run`) the `RecurrentCall` to run.
+
+    Returns:
+        `why_not`: `None` if the kernel can run `call`, else the reason it
+        cannot, as a short phrase. `run`: `(last_output, outputs, states)`:
+        the last step's output, every step's output `(batch, time, ...)` in
+        processing order, and the final states in the structure of
+        `call.states`; what the reference loop returns, to float rounding.
+
+    Raises:
+        Nothing of its own: a kernel declines in `why_not` rather than raise.
+
+    Example:
+        A kernel that runs the reference loop for one cell class only:
+
+        >>> import keras_rnnx
+        >>> from keras_rnnx.kernels.reference import ReferenceKernel
+        >>> class OnlySimpleRNN:
+        ...     name, priority, fused = "only-simple-rnn", 5, False
+        ...     def why_not(self, call):
+        ...         if not isinstance(call.cell, keras_rnnx.SimpleRNNCell):
+        ...             return f"{type(call.cell).__name__} is not a SimpleRNNCell"
+        ...         return None
+        ...     def run(self, call):
+        ...         return ReferenceKernel().run(call)
+        >>> isinstance(OnlySimpleRNN(), keras_rnnx.Kernel)
+        True
+    """
+
     name: str
     priority: int
-    fused: bool  # a fused kernel satisfies `use_cudnn=True`
-    # Optional `xla = False`: the kernel's ops cannot be XLA-compiled, so a
-    # layer that runs it sets `supports_jit = False`, as Keras's cuDNN path does.
+    fused: bool
 
     def why_not(self, call: RecurrentCall) -> str | None: ...
 
-    def run(self, call: RecurrentCall) -> tuple[Any, Any, Any]:
-        """Returns `(last_output, outputs (batch, time, ...), final_states)`."""
-        ...
+    def run(self, call: RecurrentCall) -> tuple[Any, Any, Any]: ...
 
 
 ENTRY_POINT_GROUP = "keras_rnnx.kernels"
@@ -66,12 +149,44 @@ _discovered = False
 
 
 def register_kernel(kernel: Kernel) -> Kernel:
-    """Add a kernel to the selection (kept sorted by priority, highest first).
+    """Add a kernel to the selection, ranked by its `priority`.
 
-    Other packages register theirs through the entry-point group
-    `keras_rnnx.kernels`, naming a kernel object or a class to instantiate;
-    they load before the first selection.
+    Packages usually register theirs through the entry-point group
+    `keras_rnnx.kernels` instead (naming a kernel object or a class to
+    instantiate), so that it loads before the first selection without being
+    imported; see the Plugins guide.
+
+    Args:
+        kernel: an object with the `Kernel` attributes and methods.
+
+    Returns:
+        `kernel`, so that `register_kernel(MyKernel())` can be assigned.
+
+    Raises:
+        TypeError: `kernel` lacks a `Kernel` attribute or method, or its
+            `priority` is not an int.
+
+    Example:
+        >>> import keras_rnnx
+        >>> class Declining:
+        ...     name, priority, fused = "declining", 3, False
+        ...     def why_not(self, call):
+        ...         return "it only shows how registration works"
+        ...     def run(self, call):
+        ...         raise NotImplementedError
+        >>> kernel = keras_rnnx.register_kernel(Declining())
+        >>> kernel in keras_rnnx.registered_kernels()
+        True
     """
+    if not isinstance(kernel, Kernel) or isinstance(kernel, type):
+        raise TypeError(
+            "Expected `kernel` to be a kernel object with `name`, `priority`, `fused`, "
+            f"`why_not(call)` and `run(call)`. Received: kernel={kernel!r}"
+        )
+    if not isinstance(kernel.priority, int) or isinstance(kernel.priority, bool):
+        raise TypeError(
+            f"Expected `kernel.priority` to be an int. Received: priority={kernel.priority!r}"
+        )
     _KERNELS.append(kernel)
     _KERNELS.sort(key=lambda k: -k.priority)
     return kernel
@@ -93,9 +208,24 @@ def discover_kernels(force: bool = False) -> None:
 class Selection:
     """Which kernel ran a layer at its last trace, and why faster ones did not.
 
-    Attributes:
+    `keras_rnnx.explain(layer)` returns it; `str()` gives a readable report.
+
+    Args:
         kernel: the name of the kernel that ran.
-        passed_over: `(kernel name, reason)` for each faster kernel declined.
+        passed_over: `(kernel name, reason)` for each faster kernel that
+            declined, fastest first.
+
+    Returns:
+        A frozen dataclass instance.
+
+    Raises:
+        TypeError: `kernel` is missing (as any dataclass).
+
+    Example:
+        >>> import keras_rnnx
+        >>> print(keras_rnnx.Selection("reference", (("fast", "no GPU"),)))
+        kernel: reference
+          not fast: no GPU
     """
 
     kernel: str
@@ -159,6 +289,20 @@ def select_bidirectional(forward: RecurrentCall, backward: RecurrentCall):
     return None, tuple(passed_over)
 
 
-def kernels() -> list[Kernel]:
-    """The registered kernels, highest priority first."""
+def registered_kernels() -> list[Kernel]:
+    """Every registered kernel, plugins included, in the order selection tries them.
+
+    Returns:
+        A new list of kernel objects, highest priority first; only the current
+        backend's kernels are registered.
+
+    Raises:
+        Nothing: a plugin that fails to load is skipped with a `RuntimeWarning`.
+
+    Example:
+        >>> import keras_rnnx
+        >>> keras_rnnx.registered_kernels()[-1].name
+        'reference'
+    """
+    discover_kernels()
     return list(_KERNELS)
