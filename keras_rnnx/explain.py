@@ -24,10 +24,11 @@ def explain(layer) -> Selection | dict[str, Selection]:
 
     Example:
         >>> import numpy as np, keras_rnnx
-        >>> lstm = keras_rnnx.LSTM(4)
+        >>> lstm = keras_rnnx.LSTM(4, use_cudnn=False)
         >>> _ = lstm(np.zeros((2, 3, 5), "float32"))
-        >>> keras_rnnx.explain(lstm).kernel
-        'reference'
+        >>> print(keras_rnnx.explain(lstm))
+        kernel: reference
+          not ...: use_cudnn=False asks for the reference loop...
     """
     if hasattr(layer, "forward_layer") and hasattr(layer, "backward_layer"):
         return {

@@ -80,8 +80,15 @@ def discover_plugins(force: bool = False) -> None:
 def registered_cells() -> dict[str, type]:
     """Every registered cell class, plugins included.
 
+    The first call loads the cells that installed packages declare under the
+    `keras_rnnx.cells` entry point.
+
     Returns:
         A new dict from registered name (`"package>ClassName"`) to class.
+
+    Raises:
+        Nothing: a plugin that fails to load is skipped with a `RuntimeWarning`
+            that names it.
 
     Example:
         >>> import keras_rnnx

@@ -50,7 +50,7 @@ class GRUCell(BuiltinCell):
     Example:
         >>> import numpy as np, keras_rnnx
         >>> layer = keras_rnnx.RNN(keras_rnnx.GRUCell(4), return_sequences=True)
-        >>> layer(np.zeros((2, 3, 5), "float32")).shape
+        >>> tuple(layer(np.zeros((2, 3, 5), "float32")).shape)
         (2, 3, 4)
     """
 

@@ -49,8 +49,8 @@ class LSTMCell(BuiltinCell):
         >>> import numpy as np, keras_rnnx
         >>> layer = keras_rnnx.RNN(keras_rnnx.LSTMCell(4), return_state=True)
         >>> out, h, c = layer(np.zeros((2, 3, 5), "float32"))
-        >>> out.shape, c.shape
-        ((2, 4), (2, 4))
+        >>> [tuple(t.shape) for t in (out, c)]
+        [(2, 4), (2, 4)]
     """
 
     gates = 4

@@ -40,7 +40,7 @@ class SimpleRNNCell(BuiltinCell):
     Example:
         >>> import numpy as np, keras_rnnx
         >>> layer = keras_rnnx.RNN(keras_rnnx.SimpleRNNCell(4))
-        >>> layer(np.zeros((2, 3, 5), "float32")).shape
+        >>> tuple(layer(np.zeros((2, 3, 5), "float32")).shape)
         (2, 4)
     """
 

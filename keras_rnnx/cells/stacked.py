@@ -55,7 +55,7 @@ class StackedRNNCells(keras.layers.Layer):
         >>> import numpy as np, keras_rnnx
         >>> cells = [keras_rnnx.LSTMCell(8), keras_rnnx.GRUCell(4)]
         >>> layer = keras_rnnx.RNN(keras_rnnx.StackedRNNCells(cells))
-        >>> layer(np.zeros((2, 3, 5), "float32")).shape
+        >>> tuple(layer(np.zeros((2, 3, 5), "float32")).shape)
         (2, 4)
     """
 

@@ -103,19 +103,6 @@ class Kernel(Protocol):
     with `why_not_bidirectional(forward, backward)` and
     `run_bidirectional(forward, backward)` (one `run` result per direction).
 
-    Args:
-        call: (of `why_not` and `run`) the `RecurrentCall` to run.
-
-    Returns:
-        `why_not`: `None` if the kernel can run `call`, else the reason it
-        cannot, as a short phrase. `run`: `(last_output, outputs, states)`:
-        the last step's output, every step's output `(batch, time, ...)` in
-        processing order, and the final states in the structure of
-        `call.states`; what the reference loop returns, to float rounding.
-
-    Raises:
-        Nothing of its own: a kernel declines in `why_not` rather than raise.
-
     Example:
         A kernel that runs the reference loop for one cell class only:
 
@@ -137,9 +124,36 @@ class Kernel(Protocol):
     priority: int
     fused: bool
 
-    def why_not(self, call: RecurrentCall) -> str | None: ...
+    def why_not(self, call: RecurrentCall) -> str | None:
+        """Whether this kernel can run `call`.
 
-    def run(self, call: RecurrentCall) -> tuple[Any, Any, Any]: ...
+        Args:
+            call: the `RecurrentCall` to run.
+
+        Returns:
+            `None` if it can, else the reason it cannot, as a short phrase
+            that `explain` reports.
+
+        Raises:
+            Nothing: a kernel declines (returns a reason) rather than raise.
+        """
+
+    def run(self, call: RecurrentCall) -> tuple[Any, Any, Any]:
+        """Runs the whole sequence of `call` (which `why_not` accepted).
+
+        Args:
+            call: the `RecurrentCall` to run.
+
+        Returns:
+            `(last_output, outputs, states)`: the last step's output, every
+            step's output `(batch, time, ...)` in processing order, and the
+            final states in the structure of `call.states`; what the
+            reference loop returns, to float rounding, gradients included.
+
+        Raises:
+            Exception: only what the cell itself raises for its inputs; a call
+                the kernel cannot run is declined in `why_not`.
+        """
 
 
 ENTRY_POINT_GROUP = "keras_rnnx.kernels"

@@ -71,7 +71,7 @@ class Bidirectional(keras.layers.Layer):
     Example:
         >>> import numpy as np, keras_rnnx
         >>> layer = keras_rnnx.Bidirectional(keras_rnnx.LSTM(4, return_sequences=True))
-        >>> layer(np.zeros((2, 5, 10), "float32")).shape
+        >>> tuple(layer(np.zeros((2, 5, 10), "float32")).shape)
         (2, 5, 8)
     """
 

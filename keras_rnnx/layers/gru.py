@@ -36,8 +36,8 @@ class GRU(CellLayer):
         >>> import numpy as np, keras_rnnx
         >>> gru = keras_rnnx.GRU(4, return_state=True)
         >>> output, h = gru(np.zeros((32, 10, 8), "float32"))
-        >>> output.shape, h.shape
-        ((32, 4), (32, 4))
+        >>> [tuple(t.shape) for t in (output, h)]
+        [(32, 4), (32, 4)]
     """
 
     cell_class = GRUCell

@@ -39,8 +39,8 @@ class LSTM(CellLayer):
         >>> import numpy as np, keras_rnnx
         >>> lstm = keras_rnnx.LSTM(4, return_sequences=True, return_state=True)
         >>> sequence, h, c = lstm(np.zeros((32, 10, 8), "float32"))
-        >>> sequence.shape, h.shape, c.shape
-        ((32, 10, 4), (32, 4), (32, 4))
+        >>> [tuple(t.shape) for t in (sequence, h, c)]
+        [(32, 10, 4), (32, 4), (32, 4)]
     """
 
     cell_class = LSTMCell

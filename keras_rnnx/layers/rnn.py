@@ -74,8 +74,8 @@ class RNN(keras.layers.Layer):
         >>> import numpy as np, keras_rnnx
         >>> layer = keras_rnnx.RNN(keras_rnnx.LSTMCell(8), return_state=True)
         >>> output, h, c = layer(np.zeros((4, 10, 3), "float32"))
-        >>> output.shape, h.shape, c.shape
-        ((4, 8), (4, 8), (4, 8))
+        >>> [tuple(t.shape) for t in (output, h, c)]
+        [(4, 8), (4, 8), (4, 8)]
     """
 
     # Built-in layers require exactly this input rank; `None` allows rank >= 3.

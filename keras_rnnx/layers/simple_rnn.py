@@ -32,7 +32,7 @@ class SimpleRNN(CellLayer):
     Example:
         >>> import numpy as np, keras_rnnx
         >>> rnn = keras_rnnx.SimpleRNN(4)
-        >>> rnn(np.zeros((32, 10, 8), "float32")).shape
+        >>> tuple(rnn(np.zeros((32, 10, 8), "float32")).shape)
         (32, 4)
     """
 
