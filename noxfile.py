@@ -1,8 +1,10 @@
-"""Sessions: tests (one per backend), lint, demo.
+"""Sessions: tests (one per backend), lint, docs, demo, bench.
 
 nox -s tests                  # the whole matrix: tensorflow, torch, jax
 nox -s "tests(backend='jax')" # one backend
 nox -s demo                   # KERAS_BACKEND picks the backend (default torch)
+nox -s docs                   # the site's code blocks run, then mkdocs build --strict
+nox -s docs -- serve          # serve the site locally
 nox -s lint
 """
 
@@ -16,7 +18,7 @@ BACKENDS = ("tensorflow", "torch", "jax")
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CONSTRAINTS = os.environ.get("KERAS_RNNX_CONSTRAINTS", os.path.join(ROOT, "constraints.txt"))
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -44,6 +46,21 @@ def lint(session):
 
 
 @nox.session
+def docs(session):
+    """The documentation site: its code blocks and docstring examples run (on
+    torch), then `mkdocs build --strict`; `nox -s docs -- serve` serves it."""
+    _install(session, "-e", ".[docs,test,torch]")
+    _install(session, "./examples/plugin")
+    env = {"KERAS_BACKEND": "torch", "NO_MKDOCS_2_WARNING": "1"}
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", *session.posargs[1:], env=env)
+        return
+    workers = os.environ.get("PYTEST_WORKERS", "2")
+    session.run("pytest", "-n", workers, "tests/test_docs.py", env=env)
+    session.run("mkdocs", "build", "--strict", env=env)
+
+
+@nox.session
 def demo(session):
     """The digits LSTM classifier, on KERAS_BACKEND (default torch)."""
     backend = os.environ.get("KERAS_BACKEND", "torch")
@@ -56,5 +73,5 @@ def demo(session):
 @nox.session
 def bench(session):
     """benchmarks/bench.py with all three backends installed; arguments after `--`."""
-    _install(session, "-e", ".[tensorflow,torch,jax]")
+    _install(session, "-e", ".[tensorflow,torch,jax]", "matplotlib")
     session.run("python", "benchmarks/bench.py", *session.posargs)

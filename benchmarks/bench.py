@@ -2,6 +2,7 @@
 
     KERAS_BACKEND=torch python benchmarks/bench.py [--quick] [--json out.json]
     python benchmarks/bench.py --backend all      # each backend in a subprocess
+    python benchmarks/bench.py --plot speedup.png --from results/cpu_*.json
 
 Rows: LSTM, GRU, SimpleRNN x (batch, steps, features, units) shapes x unmasked /
 right-padded mask (lengths uniform in [T/2, T]) x inference (`predict_on_batch`)
@@ -119,13 +120,74 @@ HEADER = (
 )
 
 
+def _label(row):
+    mask = "masked" if row["masked"] else "unmasked"
+    return f"{row['layer']} {'x'.join(map(str, row['shape']))} {mask} {row['mode']}"
+
+
+def plot(results, path):
+    """A PNG of keras.layers time / keras_rnnx time per row (right of 1: faster),
+    one panel per results file, on one log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(_label(row) for rows in results.values() for row in rows))
+    every = [r["keras.layers"] / r["keras_rnnx"] for rows in results.values() for r in rows]
+    limits = (min(0.5, min(every) / 1.3), max(30, max(every) * 1.8))
+    height = len(labels) * 0.24 + 1.3
+    fig, axes = plt.subplots(
+        1, len(results), figsize=(3.8 * len(results) + 1.6, height), sharey=True, sharex=True
+    )
+    axes = axes if len(results) > 1 else [axes]
+    for ax, (title, rows) in zip(axes, results.items()):
+        speedups = {_label(r): r["keras.layers"] / r["keras_rnnx"] for r in rows}
+        values = [speedups.get(label, float("nan")) for label in labels]
+        # Bars grow from 1 (no change): right is faster than keras.layers.
+        ax.barh(
+            range(len(labels)),
+            [v - 1 for v in values],
+            left=1,
+            color=["tab:green" if v >= 1 else "tab:red" for v in values],
+        )
+        for y, v in enumerate(values):
+            if v == v:  # a row this file lacks is NaN
+                ax.text(max(v, 1) * 1.04, y, f"{v:.2f}x", va="center", fontsize=6.5)
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_xscale("log")
+        ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if limits[0] <= t <= limits[1]]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_xlim(*limits)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("speed-up over keras.layers")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(labels)), labels, fontsize=7)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "torch"))
     parser.add_argument("--quick", action="store_true", help="first shape, 3 repeats")
     parser.add_argument("--json", help="write the rows here")
     parser.add_argument("--layers", default=",".join(LAYERS), help="comma-separated")
+    parser.add_argument("--plot", help="write a PNG of the speed-ups over keras.layers here")
+    parser.add_argument(
+        "--from", dest="saved", nargs="+", help="plot these --json files instead of running"
+    )
     args = parser.parse_args()
+    if args.saved:
+        if not args.plot:
+            parser.error("--from needs --plot")
+        results = {}
+        for path in args.saved:
+            with open(path) as f:
+                results[os.path.splitext(os.path.basename(path))[0]] = json.loads(f.read())
+        plot(results, args.plot)
+        return
     backends = BACKENDS if args.backend == "all" else (args.backend,)
     rows = []
     print(HEADER, flush=True)
@@ -150,6 +212,8 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             f.write("\n" + json.dumps(rows) + "\n")
+    if args.plot:
+        plot({b: [r for r in rows if r["backend"] == b] for b in backends}, args.plot)
 
 
 if __name__ == "__main__":

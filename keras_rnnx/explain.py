@@ -22,7 +22,7 @@ def explain(layer) -> Selection | dict[str, Selection]:
         ValueError: `layer` has not been called yet, or is not a keras_rnnx
             recurrent layer.
 
-    Example:
+    Examples:
         >>> import numpy as np, keras_rnnx
         >>> lstm = keras_rnnx.LSTM(4, use_cudnn=False)
         >>> _ = lstm(np.zeros((2, 3, 5), "float32"))

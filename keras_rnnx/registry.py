@@ -37,7 +37,7 @@ def register_cell(cls=None, *, package: str = "keras_rnnx", name: str | None = N
     Raises:
         TypeError: `cls` is not a class with a `call` method.
 
-    Example:
+    Examples:
         >>> import keras, keras_rnnx
         >>> @keras_rnnx.register_cell(package="my_cells")
         ... class Doubling(keras.layers.Layer):
@@ -90,7 +90,7 @@ def registered_cells() -> dict[str, type]:
         Nothing: a plugin that fails to load is skipped with a `RuntimeWarning`
             that names it.
 
-    Example:
+    Examples:
         >>> import keras_rnnx
         >>> keras_rnnx.registered_cells()["keras_rnnx>LSTMCell"] is keras_rnnx.LSTMCell
         True

@@ -2,54 +2,99 @@
 the API reference shows every public name.
 
 Code blocks on a page run in order in one namespace, as a reader would run
-them. A block whose first line is `# needs a GPU` runs only on a GPU.
+them. A block that shows a whole file (`--8<-- "path"`, the site's snippets)
+runs that file on its own, as its package's import would, and what it
+registers is dropped afterwards so the installed package's classes stay
+registered. A block whose first line is `# needs a GPU`
+runs only on a GPU; `# needs examples/plugin installed`, only where it is.
 """
 
 from __future__ import annotations
 
 import doctest
+import importlib
+import importlib.util
 import inspect
 import pathlib
 import re
 
+import keras
 import pytest
 from backend_utils import on_gpu
 
 import keras_rnnx
+from keras_rnnx import registry
 from keras_rnnx.kernels import registry as kernel_registry
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
-GPU_MARK = "# needs a GPU"
+FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)
+SNIPPET = re.compile(r'^--8<-- "(.+)"$', re.M)
+NEEDS = {
+    "# needs a GPU": on_gpu,
+    "# needs examples/plugin installed": lambda: bool(importlib.util.find_spec("rnnx_demo_plugin")),
+}
 PAGES = sorted(p for p in DOCS.rglob("*.md") if FENCE.search(p.read_text()))
 
 
 def code_blocks(page):
-    """`(first line number, code)` of each Python block on `page`."""
+    """`(first line number, code, included file or None)` of each Python block."""
     text = page.read_text()
-    return [(text.count("\n", 0, m.start(1)), m.group(1)) for m in FENCE.finditer(text)]
+    blocks = []
+    for m in FENCE.finditer(text):
+        included = SNIPPET.fullmatch(m[1].strip())
+        if included:
+            path = ROOT / included[1]
+            blocks.append((0, path.read_text(), path))
+        else:
+            blocks.append((text.count("\n", 0, m.start(1)), m[1], None))
+    return blocks
+
+
+class Registries:
+    """The cell and kernel registries and Keras's custom objects, to restore."""
+
+    def __init__(self):
+        self.cells = dict(registry._CELLS)
+        self.kernels = list(kernel_registry._KERNELS)
+        self.custom_objects = dict(keras.saving.get_custom_objects())
+
+    def restore(self):
+        registry._CELLS.clear()
+        registry._CELLS.update(self.cells)
+        kernel_registry._KERNELS[:] = self.kernels
+        keras.saving.get_custom_objects().clear()
+        keras.saving.get_custom_objects().update(self.custom_objects)
 
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
-    """Examples register kernels and write files: keep both to this test."""
-    monkeypatch.setattr(kernel_registry, "_KERNELS", kernel_registry.registered_kernels())
+    """Examples register cells and kernels and write files: keep them to this test."""
+    keras_rnnx.registered_cells(), keras_rnnx.registered_kernels()  # plugins loaded first
+    before = Registries()
     monkeypatch.chdir(tmp_path)
+    yield
+    before.restore()
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS)))
 def test_code_blocks_run(page):
     namespace = {"__name__": f"docs.{page.stem}"}
-    ran = 0
-    for line, code in code_blocks(page):
-        if code.startswith(GPU_MARK) and not on_gpu():
+    skipped = []
+    for line, code, included in code_blocks(page):
+        need = code.split("\n", 1)[0]
+        if need in NEEDS and not NEEDS[need]():
+            skipped.append(f"line {line + 1} ({need[2:]})")
+            continue
+        if included:
+            before = Registries()
+            exec(compile(code, str(included), "exec"), {"__name__": included.stem})
+            before.restore()
             continue
         # Padded so that a traceback points at the line in the page.
         exec(compile("\n" * line + code, str(page), "exec"), namespace)
-        ran += 1
-    if not ran:
-        pytest.skip(f"every code block on {page.name} needs a GPU")
+    if skipped:
+        pytest.skip(f"{page.name}: skipped the blocks at {', '.join(skipped)}")
 
 
 def public_objects():
@@ -79,16 +124,20 @@ def documented_sections(obj):
 def test_public_docstrings_have_args_returns_raises_and_example(name, obj):
     doc = documented_sections(obj)
     takes_arguments = bool(inspect.signature(obj).parameters) or inspect.isclass(obj)
-    expected = ["Returns:", "Raises:", "Example:"] + (["Args:"] if takes_arguments else [])
+    expected = ["Returns:", "Raises:", "Examples:"] + (["Args:"] if takes_arguments else [])
     missing = [section for section in expected if section not in doc]
     assert not missing, f"keras_rnnx.{name}'s docstring lacks {missing}"
 
 
 def test_api_reference_shows_every_public_name():
-    shown = set()
+    shown = {}
     for page in (DOCS / "api").glob("*.md"):
-        shown |= set(re.findall(r"^::: keras_rnnx\.(\w+)$", page.read_text(), re.M))
-    assert shown == set(keras_rnnx.__all__)
+        for path in re.findall(r"^::: (keras_rnnx[\w.]*)$", page.read_text(), re.M):
+            module, _, name = path.rpartition(".")
+            shown[name] = getattr(importlib.import_module(module), name)
+    assert set(shown) == set(keras_rnnx.__all__)
+    for name, obj in shown.items():
+        assert obj is getattr(keras_rnnx, name), f"the reference shows another {name}"
 
 
 def test_every_page_is_in_the_navigation():

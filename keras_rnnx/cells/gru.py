@@ -47,7 +47,7 @@ class GRUCell(BuiltinCell):
         ValueError: `units` not a positive int, an unknown option name, or a
             dropout rate outside [0, 1].
 
-    Example:
+    Examples:
         >>> import numpy as np, keras_rnnx
         >>> layer = keras_rnnx.RNN(keras_rnnx.GRUCell(4), return_sequences=True)
         >>> tuple(layer(np.zeros((2, 3, 5), "float32")).shape)

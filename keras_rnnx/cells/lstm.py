@@ -45,7 +45,7 @@ class LSTMCell(BuiltinCell):
         ValueError: `units` not a positive int, an unknown option name, or a
             dropout rate outside [0, 1].
 
-    Example:
+    Examples:
         >>> import numpy as np, keras_rnnx
         >>> layer = keras_rnnx.RNN(keras_rnnx.LSTMCell(4), return_state=True)
         >>> out, h, c = layer(np.zeros((2, 3, 5), "float32"))

@@ -37,7 +37,7 @@ class SimpleRNNCell(BuiltinCell):
         ValueError: `units` not a positive int, an unknown option name, or a
             dropout rate outside [0, 1].
 
-    Example:
+    Examples:
         >>> import numpy as np, keras_rnnx
         >>> layer = keras_rnnx.RNN(keras_rnnx.SimpleRNNCell(4))
         >>> tuple(layer(np.zeros((2, 3, 5), "float32")).shape)

@@ -51,7 +51,7 @@ class StackedRNNCells(keras.layers.Layer):
     Raises:
         ValueError: a cell without a `call` method or a `state_size`.
 
-    Example:
+    Examples:
         >>> import numpy as np, keras_rnnx
         >>> cells = [keras_rnnx.LSTMCell(8), keras_rnnx.GRUCell(4)]
         >>> layer = keras_rnnx.RNN(keras_rnnx.StackedRNNCells(cells))

@@ -51,7 +51,7 @@ class RecurrentCall:
     Raises:
         TypeError: a required field is missing (as any dataclass).
 
-    Example:
+    Examples:
         >>> import numpy as np, keras_rnnx
         >>> cell = keras_rnnx.SimpleRNNCell(2)
         >>> cell.build((3, 4))
@@ -103,7 +103,7 @@ class Kernel(Protocol):
     with `why_not_bidirectional(forward, backward)` and
     `run_bidirectional(forward, backward)` (one `run` result per direction).
 
-    Example:
+    Examples:
         A kernel that runs the reference loop for one cell class only:
 
         >>> import keras_rnnx
@@ -180,7 +180,7 @@ def register_kernel(kernel: Kernel) -> Kernel:
         TypeError: `kernel` lacks a `Kernel` attribute or method, or its
             `priority` is not an int.
 
-    Example:
+    Examples:
         >>> import keras_rnnx
         >>> class Declining:
         ...     name, priority, fused = "declining", 3, False
@@ -235,7 +235,7 @@ class Selection:
     Raises:
         TypeError: `kernel` is missing (as any dataclass).
 
-    Example:
+    Examples:
         >>> import keras_rnnx
         >>> print(keras_rnnx.Selection("reference", (("fast", "no GPU"),)))
         kernel: reference
@@ -313,7 +313,7 @@ def registered_kernels() -> list[Kernel]:
     Raises:
         Nothing: a plugin that fails to load is skipped with a `RuntimeWarning`.
 
-    Example:
+    Examples:
         >>> import keras_rnnx
         >>> keras_rnnx.registered_kernels()[-1].name
         'reference'

@@ -57,8 +57,8 @@ class Bidirectional(keras.layers.Layer):
         **kwargs: `keras.layers.Layer` arguments.
 
     Call arguments:
-        sequences, mask, training: as for `RNN`.
-        initial_state: forward states followed by backward states.
+        - `sequences`, `mask`, `training`: as for `RNN`.
+        - `initial_state`: forward states followed by backward states.
 
     Returns:
         The merged output (two outputs with `merge_mode=None`), then the
@@ -68,7 +68,7 @@ class Bidirectional(keras.layers.Layer):
         ValueError: `layer` or `backward_layer` not a layer, an unknown
             `merge_mode`, or layers that disagree as above.
 
-    Example:
+    Examples:
         >>> import numpy as np, keras_rnnx
         >>> layer = keras_rnnx.Bidirectional(keras_rnnx.LSTM(4, return_sequences=True))
         >>> tuple(layer(np.zeros((2, 5, 10), "float32")).shape)

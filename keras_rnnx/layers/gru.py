@@ -32,7 +32,7 @@ class GRU(CellLayer):
     Raises:
         ValueError: as `GRUCell` and `RNN`.
 
-    Example:
+    Examples:
         >>> import numpy as np, keras_rnnx
         >>> gru = keras_rnnx.GRU(4, return_state=True)
         >>> output, h = gru(np.zeros((32, 10, 8), "float32"))

@@ -35,7 +35,7 @@ class LSTM(CellLayer):
     Raises:
         ValueError: as `LSTMCell` and `RNN`.
 
-    Example:
+    Examples:
         >>> import numpy as np, keras_rnnx
         >>> lstm = keras_rnnx.LSTM(4, return_sequences=True, return_state=True)
         >>> sequence, h, c = lstm(np.zeros((32, 10, 8), "float32"))

@@ -52,12 +52,12 @@ class RNN(keras.layers.Layer):
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
-        sequences: `(batch, time, features)` tensor, or a structure of them.
-        initial_state: the initial states: a tensor, a list of tensors (flat,
-            or nested as the cell's states), `None` for zeros (or the carried
-            states when `stateful`).
-        mask: `(batch, time)` boolean tensor; `False` steps are skipped.
-        training: whether dropout is active.
+        - `sequences`: `(batch, time, features)` tensor, or a structure of them.
+        - `initial_state`: the initial states: a tensor, a list of tensors
+          (flat, or nested as the cell's states), `None` for zeros (or the
+          carried states when `stateful`).
+        - `mask`: `(batch, time)` boolean tensor; `False` steps are skipped.
+        - `training`: whether dropout is active.
 
     Returns:
         The output (the last step's, or every step's with `return_sequences`),
@@ -70,7 +70,7 @@ class RNN(keras.layers.Layer):
             batch size, or with a different one; `unroll` with an unknown number
             of steps; `use_cudnn=True` where no fused kernel can run.
 
-    Example:
+    Examples:
         >>> import numpy as np, keras_rnnx
         >>> layer = keras_rnnx.RNN(keras_rnnx.LSTMCell(8), return_state=True)
         >>> output, h, c = layer(np.zeros((4, 10, 3), "float32"))

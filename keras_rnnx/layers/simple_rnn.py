@@ -29,7 +29,7 @@ class SimpleRNN(CellLayer):
     Raises:
         ValueError: as `SimpleRNNCell` and `RNN`.
 
-    Example:
+    Examples:
         >>> import numpy as np, keras_rnnx
         >>> rnn = keras_rnnx.SimpleRNN(4)
         >>> tuple(rnn(np.zeros((32, 10, 8), "float32")).shape)
