@@ -104,10 +104,9 @@ class Kernel(Protocol):
     `run_bidirectional(forward, backward)` (one `run` result per direction).
 
     Examples:
-        A kernel that runs the reference loop for one cell class only:
+        The shape of a kernel (the Plugins guide has one that runs a cell):
 
         >>> import keras_rnnx
-        >>> from keras_rnnx.kernels.reference import ReferenceKernel
         >>> class OnlySimpleRNN:
         ...     name, priority, fused = "only-simple-rnn", 5, False
         ...     def why_not(self, call):
@@ -115,7 +114,7 @@ class Kernel(Protocol):
         ...             return f"{type(call.cell).__name__} is not a SimpleRNNCell"
         ...         return None
         ...     def run(self, call):
-        ...         return ReferenceKernel().run(call)
+        ...         ...  # (last_output, outputs, states) for the whole sequence
         >>> isinstance(OnlySimpleRNN(), keras_rnnx.Kernel)
         True
     """
