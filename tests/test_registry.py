@@ -10,6 +10,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from oracle import assert_matches_reference, fast_and_reference, sequences
 
 import keras_rnnx
 from keras_rnnx import registry
@@ -118,7 +119,6 @@ print(type(model.layers[0].cell).__module__)
     "options", [{}, {"return_sequences": True, "return_state": True}, {"go_backwards": True}]
 )
 def test_installed_plugin_kernel_runs_its_cell_as_the_reference_loop(options):
-    from oracle import assert_matches_reference, fast_and_reference, sequences
     from rnnx_demo_plugin import MinimalRNNCell
 
     fast, reference = fast_and_reference(
@@ -134,20 +134,16 @@ def test_installed_plugin_kernel_declines_other_cells_and_masks():
     from rnnx_demo_plugin import MinimalRNNCell
 
     masked = keras_rnnx.RNN(MinimalRNNCell(3))
-    masked(sequences_of_ones(), mask=np.array([[True] * 4, [True, True, False, False]]))
+    masked(sequences(shape=(2, 4, 5)), mask=np.array([[True] * 4, [True, True, False, False]]))
     assert ("minimal-rnn-hoisted", "a mask (the loop below has no masking)") in (
         keras_rnnx.explain(masked).passed_over
     )
     # A sigmoid SimpleRNN is past every built-in fused kernel.
     other = keras_rnnx.SimpleRNN(3, activation="sigmoid")
-    other(sequences_of_ones())
+    other(sequences(shape=(2, 4, 5)))
     assert ("minimal-rnn-hoisted", "SimpleRNNCell is not a MinimalRNNCell") in (
         keras_rnnx.explain(other).passed_over
     )
-
-
-def sequences_of_ones():
-    return np.ones((2, 4, 5), "float32")
 
 
 def test_register_kernel_rejects_what_is_not_a_kernel():
