@@ -7,13 +7,14 @@ import keras
 from keras_rnnx.registry import discover_plugins
 
 
-def deserialize_part(config, custom_objects=None):
-    """Deserialize a cell or sublayer from its saved config, unbuilt.
+def deserialize_part(config, owner: str, custom_objects=None):
+    """Deserialize a cell or sublayer of the layer named `owner` from its config.
 
-    Plugins are discovered first, so their cells resolve. The part is left
-    unbuilt: its owner builds it within its own name scope, which keeps weight
-    paths (`lstm/lstm_cell/kernel`) the same after loading as before saving.
+    Plugins are discovered first, so their cells resolve. A part that was
+    built when saved is built again, as Keras does, so the config round trips
+    whole; it is built in its owner's name scope, so its weight paths
+    (`lstm/lstm_cell/kernel`) are those it had when its owner built it.
     """
     discover_plugins()
-    config = {k: v for k, v in config.items() if k != "build_config"}
-    return keras.saving.deserialize_keras_object(config, custom_objects=custom_objects)
+    with keras.name_scope(owner):
+        return keras.saving.deserialize_keras_object(config, custom_objects=custom_objects)

@@ -38,12 +38,13 @@ def pytest_report_header(config):
 
 @pytest.fixture(autouse=True)
 def _jax_eager_loops(request):
-    """On JAX, run the oracle tests op by op (`jax.disable_jit`).
+    """On JAX, run the oracle and masked-step tests op by op (`jax.disable_jit`).
 
     They compare numbers, which compilation does not change, and each call's
     `lax.scan` otherwise costs an XLA compile. Compiled loops are tested
     elsewhere (fit, predict, saving, the guide)."""
-    if keras.backend.backend() != "jax" or "test_oracle" not in request.node.nodeid:
+    eager = ("test_oracle", "test_masked_steps")
+    if keras.backend.backend() != "jax" or not any(m in request.node.nodeid for m in eager):
         yield
         return
     import jax

@@ -48,8 +48,14 @@ def test_bad_cells_and_wrappers():
         keras_rnnx.RNN(keras.layers.Dense(3))
     with pytest.raises(ValueError, match="merge_mode='max'"):
         keras_rnnx.Bidirectional(keras_rnnx.LSTM(2), merge_mode="max")
-    with pytest.raises(ValueError, match="`layer` to be a keras Layer"):
+    with pytest.raises(ValueError, match="`layer` to be a recurrent layer"):
         keras_rnnx.Bidirectional("lstm")
+    with pytest.raises(
+        ValueError, match=r"`layer` to be a recurrent layer.*Received: layer=<Dense"
+    ):
+        keras_rnnx.Bidirectional(keras.layers.Dense(3))
+    with pytest.raises(ValueError, match="`backward_layer` to be a recurrent layer"):
+        keras_rnnx.Bidirectional(keras_rnnx.LSTM(2), backward_layer=keras.layers.Dense(3))
     with pytest.raises(ValueError, match="return_sequences"):
         keras_rnnx.Bidirectional(
             keras_rnnx.LSTM(2),
@@ -161,3 +167,14 @@ def test_reset_state_on_non_stateful_bidirectional():
     layer = keras_rnnx.Bidirectional(keras_rnnx.GRU(3))
     with pytest.raises(AttributeError, match="not stateful"):
         layer.reset_state()
+
+
+@pytest.mark.parametrize("layer_name", ("LSTM", "GRU", "SimpleRNN"))
+def test_initial_state_of_another_batch_size(layer_name):
+    layer = getattr(keras_rnnx, layer_name)(4, return_state=True)
+    states = [np.zeros((BATCH + 1, 4), "float32")] * (2 if layer_name == "LSTM" else 1)
+    with pytest.raises(
+        ValueError,
+        match=rf"`initial_state`.*with a batch of {BATCH}. Received shapes: \[\({BATCH + 1}, 4\)",
+    ):
+        layer(sequences(), initial_state=states)

@@ -191,6 +191,10 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks):
     """
 
     gates = 1
+    # Unseeded initializers and seed generators each draw a seed from Python's
+    # global `random` when made; made in Keras's order, a seeded program
+    # (`keras.utils.set_random_seed`) gets Keras's weights and dropout masks.
+    seed_generator_first = False
     extra_options: tuple[str, ...] = ()
     options = (
         "units",
@@ -246,7 +250,8 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks):
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed=seed)
+        if self.seed_generator_first:
+            self.seed_generator = keras.random.SeedGenerator(seed=seed)
         if self.recurrent_dropout:
             # As Keras's `implementation=1`: one mask per gate.
             self.dropout_mask_count = self.gates if self.gates > 1 else None
@@ -263,6 +268,8 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks):
             ("bias_constraint", bias_constraint),
         ):
             self._set_option(name, value)
+        if not self.seed_generator_first:
+            self.seed_generator = keras.random.SeedGenerator(seed=seed)
         self.output_size = units
 
     def _set_option(self, name, value):
@@ -316,7 +323,8 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks):
         Returns:
             A list of zero tensors in the cell's compute dtype.
         """
-        return zeros_for(state_shapes(self), batch_size, self.compute_dtype)
+        states = zeros_for(state_shapes(self), batch_size, self.compute_dtype)
+        return states if isinstance(states, list) else [states]
 
     def get_config(self):
         config = {}

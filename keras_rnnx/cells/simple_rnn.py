@@ -44,6 +44,8 @@ class SimpleRNNCell(BuiltinCell):
         (2, 4)
     """
 
+    seed_generator_first = True  # Keras's SimpleRNNCell makes it before its initializers
+
     def __init__(self, units, **kwargs):
         super().__init__(units, **kwargs)
         self.state_size = units

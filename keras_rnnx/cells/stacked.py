@@ -20,14 +20,13 @@ def accepts_training(cell) -> bool:
 
 
 def initial_state(cell, batch_size, dtype):
-    """`cell.get_initial_state(batch_size)` if it has one, else zeros."""
+    """`cell.get_initial_state(batch_size)` if it has one, else zeros in the
+    structure of its `state_size` (a bare tensor for an int), as Keras's
+    `StackedRNNCells` hands each cell its states."""
     get = getattr(cell, "get_initial_state", None)
     if get is not None:
-        state = get(batch_size=batch_size)
-        # Keras cells return lists; keep one level of list at the top.
-        return list(state) if isinstance(state, (list, tuple)) else [state]
-    state = zeros_for(state_shapes(cell), batch_size, dtype)
-    return state if isinstance(state, list) else [state]
+        return get(batch_size=batch_size)
+    return zeros_for(state_shapes(cell), batch_size, dtype)
 
 
 @register_cell
@@ -124,4 +123,5 @@ class StackedRNNCells(keras.layers.Layer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        return cls([deserialize_part(c, custom_objects) for c in config.pop("cells")], **config)
+        cells = [deserialize_part(c, config["name"], custom_objects) for c in config.pop("cells")]
+        return cls(cells, **config)

@@ -3,6 +3,7 @@
 import keras
 
 from keras_rnnx.kernels import reference  # noqa: F401  (registers the reference kernel)
+from keras_rnnx.kernels.empty import EMPTY, is_empty
 from keras_rnnx.kernels.registry import (
     Kernel,
     RecurrentCall,
@@ -22,9 +23,11 @@ elif keras.backend.backend() == "tensorflow":
     from keras_rnnx.kernels import tensorflow as _tensorflow  # noqa: F401
 
 __all__ = [
+    "EMPTY",
     "Kernel",
     "RecurrentCall",
     "Selection",
+    "is_empty",
     "register_kernel",
     "registered_kernels",
     "select",

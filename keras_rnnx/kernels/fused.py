@@ -60,11 +60,26 @@ def why_not_one_call(kernel, forward: RecurrentCall, backward: RecurrentCall) ->
     reason = kernel.why_not(forward) or kernel.why_not(backward)
     if reason is not None:
         return reason
-    if forward.cell.get_config() | {"name": None} != backward.cell.get_config() | {"name": None}:
+    if _one_call_options(forward.cell) != _one_call_options(backward.cell):
         return "the directions' cells differ in their options"
     if forward.training and forward.cell.dropout > 0:
         return "input dropout in training gives each direction its own inputs"
     return None
+
+
+def _one_call_options(cell):
+    """What a one-call kernel needs the same in both directions (attributes,
+    not `get_config`, which torch.compile cannot trace)."""
+    return (
+        type(cell),
+        cell.units,
+        cell.use_bias,
+        cell.activation,
+        getattr(cell, "recurrent_activation", None),
+        getattr(cell, "reset_after", None),
+        cell.dropout,
+        cell.recurrent_dropout,
+    )
 
 
 def dropped_inputs(call: RecurrentCall):

@@ -14,6 +14,15 @@ from keras_rnnx.saving import deserialize_part
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
+RECURRENT_ATTRIBUTES = ("go_backwards", "return_sequences", "return_state", "stateful")
+
+
+def _is_recurrent_layer(layer) -> bool:
+    return isinstance(layer, keras.layers.Layer) and all(
+        hasattr(layer, a) for a in RECURRENT_ATTRIBUTES
+    )
+
+
 def _merge(mode, y, y_rev):
     if mode == "concat":
         return ops.concatenate([y, y_rev], axis=-1)
@@ -26,11 +35,11 @@ def _merge(mode, y, y_rev):
     return (y, y_rev)
 
 
-def _copy_layer(layer, name, **overrides):
+def _copy_layer(layer, owner, name, **overrides):
     config = keras.saving.serialize_keras_object(layer)
     config["config"]["name"] = name
     config["config"].update(overrides)
-    return deserialize_part(config)
+    return deserialize_part(config, owner)
 
 
 @keras.saving.register_keras_serializable(package="keras_rnnx")
@@ -65,7 +74,7 @@ class Bidirectional(keras.layers.Layer):
         forward and backward final states when `return_state`.
 
     Raises:
-        ValueError: `layer` or `backward_layer` not a layer, an unknown
+        ValueError: `layer` or `backward_layer` not a recurrent layer, an unknown
             `merge_mode`, or layers that disagree as above.
 
     Examples:
@@ -76,15 +85,13 @@ class Bidirectional(keras.layers.Layer):
     """
 
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
-        if not isinstance(layer, keras.layers.Layer):
-            raise ValueError(
-                f"Expected `layer` to be a keras Layer instance. Received: layer={layer!r}"
-            )
-        if backward_layer is not None and not isinstance(backward_layer, keras.layers.Layer):
-            raise ValueError(
-                "Expected `backward_layer` to be a keras Layer instance. "
-                f"Received: backward_layer={backward_layer!r}"
-            )
+        for argument, value in (("layer", layer), ("backward_layer", backward_layer)):
+            if value is not None and not _is_recurrent_layer(value):
+                raise ValueError(
+                    f"Expected `{argument}` to be a recurrent layer (a keras Layer with "
+                    f"{', '.join(RECURRENT_ATTRIBUTES)}), such as keras_rnnx.LSTM. "
+                    f"Received: {argument}={value!r}"
+                )
         if merge_mode not in MERGE_MODES:
             raise ValueError(
                 "Expected `merge_mode` to be one of 'concat', 'sum', 'mul', 'ave', "
@@ -92,10 +99,11 @@ class Bidirectional(keras.layers.Layer):
             )
         super().__init__(**kwargs)
         base = layer.name.removeprefix("forward_")
-        self.forward_layer = _copy_layer(layer, f"forward_{base}")
+        self.forward_layer = _copy_layer(layer, self.name, f"forward_{base}")
         if backward_layer is None:
             self.backward_layer = _copy_layer(
                 layer,
+                self.name,
                 f"backward_{layer.name.removeprefix('backward_')}",
                 go_backwards=not layer.go_backwards,
             )
@@ -209,7 +217,9 @@ class Bidirectional(keras.layers.Layer):
             for layer, state in zip(layers, (forward_state, backward_state))
         ]
         try:
-            kernel, selection = kernels.select_bidirectional(*calls)
+            kernel, selection = None, ()
+            if not kernels.is_empty(calls[0]):
+                kernel, selection = kernels.select_bidirectional(*calls)
             if kernel is not None:
                 for layer in layers:
                     layer._record(selection)
@@ -254,7 +264,7 @@ class Bidirectional(keras.layers.Layer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = copy.deepcopy(config)
-        config["layer"] = deserialize_part(config["layer"], custom_objects)
-        if config.get("backward_layer") is not None:
-            config["backward_layer"] = deserialize_part(config["backward_layer"], custom_objects)
+        for part in ("layer", "backward_layer"):
+            if config.get(part) is not None:
+                config[part] = deserialize_part(config[part], config["name"], custom_objects)
         return cls(**config)

@@ -216,7 +216,9 @@ class RNN(keras.layers.Layer):
         Returns:
             A list with one entry per state (a nested list for stacked cells).
         """
-        return initial_state(self.cell, batch_size, self.cell.compute_dtype)
+        state = initial_state(self.cell, batch_size, self.cell.compute_dtype)
+        # One level of list at the top, as Keras's RNN.
+        return list(state) if isinstance(state, (list, tuple)) else [state]
 
     def reset_state(self, states=None):
         """Reset a stateful layer's states to zeros, or to `states`.
@@ -245,7 +247,8 @@ class RNN(keras.layers.Layer):
         self.reset_state(states)
 
     def _conform_states(self, states, argument, batch=None):
-        """Check user-given states and pack them into the cell's structure."""
+        """Check user-given states and pack them into the cell's structure;
+        `batch`, when known, is the batch size they must have."""
         structure = self.get_initial_state(1)
         expected = self._state_shapes(structure)
         given = states if isinstance(states, (list, tuple, dict)) else [states]
@@ -266,9 +269,11 @@ class RNN(keras.layers.Layer):
             if ok and batch is not None and got[0] is not None:
                 ok = got[0] == batch
             if not ok:
+                of_batch = "" if batch is None else f" with a batch of {batch}"
                 raise ValueError(
                     f"Layer {self.name!r} expects `{argument}` shaped {expected} "
-                    f"(None: batch). Received shapes: {[tuple(s.shape) for s in flat]}"
+                    f"(None: batch){of_batch}. Received shapes: "
+                    f"{[tuple(s.shape) for s in flat]}"
                 )
         return keras.tree.pack_sequence_as(structure, flat)
 
@@ -325,6 +330,11 @@ class RNN(keras.layers.Layer):
         sequences = keras.tree.pack_sequence_as(sequences, flat_inputs)
         self._check_sequences(flat_inputs)
         mask = self._check_mask(_first_mask(mask), flat_inputs)
+        if mask is not None:
+            # No kernel sees what masked steps hold: NaN or sentinel padding
+            # (`Masking(mask_value=...)`) must reach no state and no gradient.
+            flat_inputs = [_zero_masked_steps(x, mask) for x in flat_inputs]
+            sequences = keras.tree.pack_sequence_as(sequences, flat_inputs)
         batch = ops.shape(flat_inputs[0])[0]
         if self.stateful:
             expected = keras.tree.flatten(self._states)[0].shape[0]
@@ -335,16 +345,16 @@ class RNN(keras.layers.Layer):
                     f"{expected}. Received: sequences with batch size {got}"
                 )
         if initial_state is not None:
-            states = self._conform_states(initial_state, "initial_state")
+            states = self._conform_states(
+                initial_state, "initial_state", batch=flat_inputs[0].shape[0]
+            )
         elif self.stateful:
             # A copy: torch's autograd must not see the variables change under it.
             states = keras.tree.map_structure(lambda v: ops.copy(v.value), self._states)
         else:
             states = self.get_initial_state(batch)
 
-        # Drawn even in inference, as Keras does, so seeded masks stay in step.
-        _prepare_dropout(self.cell, flat_inputs[0][:, 0], states)
-        return kernels.RecurrentCall(
+        call = kernels.RecurrentCall(
             cell=self.cell,
             inputs=sequences,
             states=states,
@@ -356,9 +366,16 @@ class RNN(keras.layers.Layer):
             return_sequences=self.return_sequences,
             use_cudnn=self.use_cudnn,
         )
+        if not kernels.is_empty(call):
+            # Drawn even in inference, as Keras does, so seeded masks stay in step.
+            _prepare_dropout(self.cell, flat_inputs[0][:, 0], states)
+        return call
 
     def _run(self, call, passed_over=()):
         """Select a kernel (recording `passed_over` before its own) and run it."""
+        if kernels.is_empty(call):
+            self._record(kernels.Selection(kernels.EMPTY.name))
+            return kernels.EMPTY.run(call)
         kernel, selection = kernels.select(call)
         passed_over = (*passed_over, *selection.passed_over)
         self._record(kernels.Selection(selection.kernel, passed_over))
@@ -409,7 +426,8 @@ class RNN(keras.layers.Layer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        return cls(deserialize_part(config.pop("cell"), custom_objects), **config)
+        cell = deserialize_part(config.pop("cell"), config["name"], custom_objects)
+        return cls(cell, **config)
 
 
 def _first_mask(mask):
@@ -417,6 +435,13 @@ def _first_mask(mask):
         return None
     masks = [m for m in keras.tree.flatten(mask) if m is not None]
     return masks[0] if masks else None
+
+
+def _zero_masked_steps(x, mask):
+    """`x` with zeros at the steps `mask` (batch, time) marks invalid."""
+    for _ in range(len(x.shape) - 2):
+        mask = ops.expand_dims(mask, -1)
+    return ops.where(mask, x, ops.zeros_like(x))
 
 
 def _cells(cell):

@@ -1,0 +1,63 @@
+"""What masked steps hold never matters: NaN or sentinel padding (as
+`Masking(mask_value=...)` leaves it) changes no output, state or gradient, on
+every kernel, for every cell and every shape of mask."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from backend_utils import coefficients_for, on_gpu, outputs_and_gradients
+from custom_cells import MinimalCell
+from oracle import MASK_KINDS, assert_all_close, make_mask, sequences
+
+import keras_rnnx
+
+PADDING = {
+    "nan": lambda shape, rng: np.full(shape, np.nan, "float32"),
+    "plus_1e6": lambda shape, rng: np.full(shape, 1e6, "float32"),
+    "minus_1e6": lambda shape, rng: np.full(shape, -1e6, "float32"),
+    "random": lambda shape, rng: (100 * rng.randn(*shape)).astype("float32"),
+}
+
+LAYERS = {
+    "LSTM": lambda **kw: keras_rnnx.LSTM(3, **kw),
+    "GRU": lambda **kw: keras_rnnx.GRU(3, **kw),
+    "SimpleRNN": lambda **kw: keras_rnnx.SimpleRNN(3, **kw),
+    "custom": lambda **kw: keras_rnnx.RNN(MinimalCell(3), **kw),
+    "stacked": lambda **kw: keras_rnnx.RNN([keras_rnnx.GRUCell(4), keras_rnnx.LSTMCell(3)], **kw),
+    "Bidirectional": lambda use_cudnn, **kw: keras_rnnx.Bidirectional(
+        keras_rnnx.LSTM(3, use_cudnn=use_cudnn, **kw)
+    ),
+}
+
+
+# On a JAX CPU the fastest kernel is the reference loop: it runs once.
+KERNELS = {"fastest": "auto", "reference": False}
+if keras.backend.backend() == "jax" and not on_gpu():
+    del KERNELS["fastest"]
+
+
+@pytest.mark.parametrize("padding", PADDING)
+@pytest.mark.parametrize("mask_kind", [k for k in MASK_KINDS if k != "none"])
+@pytest.mark.parametrize("use_cudnn", KERNELS.values(), ids=KERNELS.keys())
+@pytest.mark.parametrize("layer_name", LAYERS)
+def test_values_at_masked_steps_change_nothing(layer_name, use_cudnn, mask_kind, padding):
+    mask = make_mask(mask_kind)
+    clean = np.where(mask[..., None], sequences(), 0.0).astype("float32")
+    padded = clean.copy()
+    padded[~mask] = PADDING[padding](
+        (int((~mask).sum()), clean.shape[-1]), np.random.RandomState(5)
+    )
+    for go_backwards in (False, True):
+        layer = LAYERS[layer_name](
+            use_cudnn=use_cudnn,
+            return_sequences=True,
+            return_state=layer_name != "Bidirectional",
+            go_backwards=go_backwards,
+        )
+        coefficients = coefficients_for(layer(clean, mask=mask))
+        out_clean, grad_clean = outputs_and_gradients(layer, clean, coefficients, mask=mask)
+        out_padded, grad_padded = outputs_and_gradients(layer, padded, coefficients, mask=mask)
+        assert_all_close(out_padded, out_clean, f"outputs, go_backwards={go_backwards}")
+        assert_all_close(grad_padded, grad_clean, f"gradients, go_backwards={go_backwards}")
