@@ -40,7 +40,7 @@ from keras_rnnx.kernels.fused import (
     why_not_fused,
     why_not_one_call,
 )
-from keras_rnnx.kernels.reference import ReferenceKernel
+from keras_rnnx.kernels.reference import REFERENCE
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
 
 WRONG_GRADIENTS = (
@@ -102,7 +102,7 @@ class JaxCudnnLstmKernel:
         return jax.lax.cond(
             right_padded,
             lambda: self._run(call, x, lengths, True),
-            lambda: ReferenceKernel().run(call),
+            lambda: REFERENCE.run(call),
         )
 
     @staticmethod

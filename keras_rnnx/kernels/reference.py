@@ -118,4 +118,4 @@ class ReferenceKernel:
         )
 
 
-register_kernel(ReferenceKernel())
+REFERENCE = register_kernel(ReferenceKernel())

@@ -62,6 +62,8 @@ class TensorFlowLoopKernel:
             lambda t, *_: t < steps,
             body,
             (tf.constant(0), keras.tree.flatten(call.states), flat_zero, outputs_ta),
+            # XLA sizes the gradient's accumulators by it (`jit_compile=True`).
+            maximum_iterations=steps,
         )
         if sequences:
             outputs = [

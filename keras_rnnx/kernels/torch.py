@@ -13,6 +13,12 @@ default) run the full-length kernel with each row's valid steps moved first
 holes runs the reference loop, and so does any mask under `torch.compile`,
 which cannot read values while tracing (unmasked calls compile whole).
 
+Under `torch.compile` Inductor decomposes torch's LSTM, and on a CPU it picks
+oneDNN's inference kernel whenever the input needs no gradient, even when the
+weights do (then training fails, "expected Tensor() for op
+mkldnn_rnn_layer"); so there the input is tied to the weights (`+ 0 * w`),
+which makes Inductor pick its training decomposition.
+
 An LSTM's final `c` is never output, so the kernel gets one more input
 feature, 1 at padded steps, weighted -1e4 into the input gate and +1e4 into
 the forget gate: there σ saturates to exactly i = 0 and f = 1 (σ' = 0), so `c`
@@ -122,6 +128,7 @@ class TorchFusedKernel:
         else:
             if lengths is not None and isinstance(cell, LSTMCell):
                 x, params = _hold_cell_state_in_padding(x, params, lengths)
+            x = _inductor_trains(cell, x, params)
             y, final = _fused(cell, x, states, params)
         final = [s[0] for s in final]
         if lengths is not None:
@@ -148,6 +155,7 @@ class TorchFusedKernel:
             for f, b in zip(keras.tree.flatten(forward.states), keras.tree.flatten(backward.states))
         ]  # (2, B, H)
         params = _params(forward.cell) + _params(backward.cell)
+        x = _inductor_trains(forward.cell, x, params)
         y, final = _fused(forward.cell, x, states, params, bidirectional=True)
         units = forward.cell.units
         results = []
@@ -157,6 +165,20 @@ class TorchFusedKernel:
             states_d = keras.tree.pack_sequence_as(call.states, [s[direction] for s in final])
             results.append((y_d[:, -1], y_d, states_d))
         return results
+
+
+def _inductor_trains(cell, x, params):
+    """`x`, tied to the weights when Inductor would otherwise decompose an
+    LSTM to oneDNN's inference kernel in training (see the module docstring)."""
+    if (
+        isinstance(cell, LSTMCell)
+        and torch.compiler.is_compiling()
+        and torch.is_grad_enabled()
+        and params[0].requires_grad
+        and not x.requires_grad
+    ):
+        return x + 0.0 * params[0][0, 0]
+    return x
 
 
 def _packed(cell, x, states, params, lengths):

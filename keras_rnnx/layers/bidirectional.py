@@ -195,6 +195,8 @@ class Bidirectional(keras.layers.Layer):
             y, y_rev = y[0], y_rev[0]
         if self.return_sequences:
             y_rev = ops.flip(y_rev, axis=1)
+        # In this layer's compute dtype, as Keras's (the directions have their own).
+        y, y_rev = ops.cast(y, self.compute_dtype), ops.cast(y_rev, self.compute_dtype)
         output = _merge(self.merge_mode, y, y_rev)
         if self.return_state:
             outputs = output if self.merge_mode is None else (output,)

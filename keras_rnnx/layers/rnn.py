@@ -398,6 +398,10 @@ class RNN(keras.layers.Layer):
 
     def _outputs(self, last_output, outputs, final_states):
         """Update stateful states; the layer's return value."""
+        # In the layer's compute dtype, as Keras's (a shared cell may have its own).
+        last_output, outputs, final_states = keras.tree.map_structure(
+            lambda t: ops.cast(t, self.compute_dtype), (last_output, outputs, final_states)
+        )
         if self.stateful:
             for variable, value in zip(
                 keras.tree.flatten(self._states), keras.tree.flatten(final_states)

@@ -1,0 +1,76 @@
+"""Every keras-rnnx layer and cell keeps Keras's layer contract (`contract.py`)."""
+
+from __future__ import annotations
+
+import pytest
+from contract import assert_layer_contract
+from custom_cells import MinimalCell
+from oracle import sequences
+
+import keras_rnnx
+
+# (class, constructor arguments, trainable weights, seed generators); a cell
+# instance in the arguments is shared by every layer the test makes, as in
+# Keras's own RNN tests.
+LAYERS = {
+    "LSTM": (keras_rnnx.LSTM, {"units": 3, "return_sequences": True}, 3, 1),
+    "GRU": (keras_rnnx.GRU, {"units": 3, "return_state": True, "dropout": 0.1}, 3, 1),
+    "SimpleRNN": (keras_rnnx.SimpleRNN, {"units": 3, "go_backwards": True}, 3, 1),
+    "RNN_LSTMCell": (keras_rnnx.RNN, {"cell": keras_rnnx.LSTMCell(3)}, 3, 1),
+    "RNN_custom_cell": (keras_rnnx.RNN, {"cell": MinimalCell(3), "return_state": True}, 2, 0),
+    "RNN_stacked_cells": (
+        keras_rnnx.RNN,
+        {"cell": [keras_rnnx.GRUCell(4), MinimalCell(3)], "return_sequences": True},
+        5,
+        1,
+    ),
+    "RNN_dropout_cell": (
+        keras_rnnx.RNN,
+        {"cell": keras_rnnx.LSTMCell(3, dropout=0.2, recurrent_dropout=0.1)},
+        3,
+        1,
+    ),
+    "Bidirectional": (
+        keras_rnnx.Bidirectional,
+        {"layer": keras_rnnx.GRU(3, return_sequences=True), "merge_mode": "sum"},
+        6,
+        2,
+    ),
+    "Bidirectional_backward_layer": (
+        keras_rnnx.Bidirectional,
+        {
+            "layer": keras_rnnx.LSTM(3),
+            "backward_layer": keras_rnnx.SimpleRNN(2, go_backwards=True),
+        },
+        6,
+        2,
+    ),
+}
+
+CELLS = {
+    "LSTMCell": (keras_rnnx.LSTMCell, {"units": 3}, 3, 1),
+    "GRUCell": (keras_rnnx.GRUCell, {"units": 3, "reset_after": False}, 3, 1),
+    "SimpleRNNCell": (keras_rnnx.SimpleRNNCell, {"units": 3, "dropout": 0.2}, 3, 1),
+    "StackedRNNCells": (
+        keras_rnnx.StackedRNNCells,
+        {"cells": [keras_rnnx.LSTMCell(4), MinimalCell(3)]},
+        5,
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", LAYERS)
+def test_layer_keeps_the_keras_layer_contract(case):
+    layer_cls, kwargs, trainable, seeds = LAYERS[case]
+    assert_layer_contract(
+        layer_cls, kwargs, sequences(), trainable_weights=trainable, seed_generators=seeds
+    )
+
+
+@pytest.mark.parametrize("case", CELLS)
+def test_cell_keeps_the_keras_layer_contract(case):
+    cell_cls, kwargs, trainable, seeds = CELLS[case]
+    assert_layer_contract(
+        cell_cls, kwargs, sequences()[:, 0], trainable_weights=trainable, seed_generators=seeds
+    )
