@@ -51,8 +51,10 @@ def _gru_to_torch(w, axis):
     return torch.cat([r, z, h], dim=axis)
 
 
-def _params(cell):
-    """`[w_ih, w_hh, (b_ih, b_hh)]` in torch's layout, differentiable."""
+def _params(cell, dtype):
+    """`[w_ih, w_hh, (b_ih, b_hh)]` in torch's layout and the inputs' `dtype`,
+    differentiable (a mixed-precision layer around a float32 cell reads its
+    weights cast to its own compute dtype)."""
     kernel, recurrent = cell.kernel.value, cell.recurrent_kernel.value
     if isinstance(cell, GRUCell):
         kernel, recurrent = _gru_to_torch(kernel, 1), _gru_to_torch(recurrent, 1)
@@ -63,7 +65,7 @@ def _params(cell):
             params += [_gru_to_torch(bias[0], 0), _gru_to_torch(bias[1], 0)]
         else:
             params += [bias, torch.zeros_like(bias)]
-    return params
+    return [p.to(dtype) for p in params]
 
 
 def _padding(call):
@@ -122,7 +124,7 @@ class TorchFusedKernel:
         else:
             lengths, left_padded = padding
             x = valid_steps_first(x, lengths, call.go_backwards, left_padded)
-        params = _params(cell)
+        params = _params(cell, x.dtype)
         if lengths is not None and not torch.is_grad_enabled() and not isinstance(cell, LSTMCell):
             y, final = _packed(cell, x, states, params, lengths)
         else:
@@ -154,7 +156,7 @@ class TorchFusedKernel:
             torch.stack([f, b])
             for f, b in zip(keras.tree.flatten(forward.states), keras.tree.flatten(backward.states))
         ]  # (2, B, H)
-        params = _params(forward.cell) + _params(backward.cell)
+        params = _params(forward.cell, x.dtype) + _params(backward.cell, x.dtype)
         x = _inductor_trains(forward.cell, x, params)
         y, final = _fused(forward.cell, x, states, params, bidirectional=True)
         units = forward.cell.units

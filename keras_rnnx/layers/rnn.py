@@ -327,6 +327,14 @@ class RNN(keras.layers.Layer):
     def _recurrent_call(self, sequences, initial_state, mask, training):
         """Check the call's arguments, draw dropout masks; the kernel's call."""
         flat_inputs = [ops.convert_to_tensor(x) for x in keras.tree.flatten(sequences)]
+        # In the cell's compute dtype, as its own call would cast them (a cell
+        # passed in keeps its dtype policy): fused kernels use its weights as they are.
+        dtype = getattr(self.cell, "compute_dtype", None)
+        if dtype is not None:
+            flat_inputs = [
+                ops.cast(x, dtype) if keras.backend.is_float_dtype(x.dtype) else x
+                for x in flat_inputs
+            ]
         sequences = keras.tree.pack_sequence_as(sequences, flat_inputs)
         self._check_sequences(flat_inputs)
         mask = self._check_mask(_first_mask(mask), flat_inputs)
