@@ -20,6 +20,18 @@ from backend_utils import to_numpy
 from keras.src.testing import test_case
 
 
+def _float64_computes() -> bool:
+    """JAX computes float64 only with `jax_enable_x64` (off by default)."""
+    if keras.backend.backend() != "jax":
+        return True
+    import jax
+
+    return bool(jax.config.jax_enable_x64)
+
+
+POLICIES = ("mixed_bfloat16", "float64") if _float64_computes() else ("mixed_bfloat16",)
+
+
 class _KerasLayerTest(test_case.TestCase):
     def runTest(self):  # unittest needs a test method to instantiate the case
         pass
@@ -83,7 +95,7 @@ def assert_layer_contract(
     # Parts passed in keep their own policy (as in Keras); only the layer's
     # own weights follow its policy.
     owns_weights = not any(isinstance(v, (keras.layers.Layer, list)) for v in init_kwargs.values())
-    for policy in ("mixed_bfloat16", "float64"):
+    for policy in POLICIES:
         _assert_dtype_policy(layer_cls, init_kwargs, input_data, call_kwargs, policy, owns_weights)
 
 
