@@ -3,7 +3,7 @@
 import keras
 
 from keras_rnnx.kernels import reference  # noqa: F401  (registers the reference kernel)
-from keras_rnnx.kernels.empty import EMPTY, is_empty
+from keras_rnnx.kernels.empty import EMPTY, empty_result, is_empty
 from keras_rnnx.kernels.registry import (
     Kernel,
     RecurrentCall,
@@ -27,6 +27,7 @@ __all__ = [
     "Kernel",
     "RecurrentCall",
     "Selection",
+    "empty_result",
     "is_empty",
     "register_kernel",
     "registered_kernels",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_rnnx.cells.base import output_shapes, zeros_for
+from keras_rnnx.kernels.reference import zero_outputs
 from keras_rnnx.kernels.registry import RecurrentCall
 
 
@@ -20,22 +20,14 @@ def is_empty(call: RecurrentCall) -> bool:
     return 0 in tuple(keras.tree.flatten(call.inputs)[0].shape[:2])
 
 
-class EmptyKernel:
-    name = "empty"
-    priority = 0
-    fused = True  # nothing to fuse: `use_cudnn=True` holds
-
-    def why_not(self, call: RecurrentCall) -> str | None:
-        return None if is_empty(call) else "the sequence has rows and steps"
-
-    def run(self, call: RecurrentCall):
-        batch, steps = tuple(keras.tree.flatten(call.inputs)[0].shape[:2])
-        dtype = getattr(call.cell, "compute_dtype", None) or keras.backend.floatx()
-        last = zeros_for(output_shapes(call.cell), batch, dtype)
-        outputs = keras.tree.map_structure(
-            lambda o: ops.zeros((batch, steps, *o.shape[1:]), dtype=o.dtype), last
-        )
-        return last, outputs, call.states
+EMPTY = "empty"  # what `explain` reports for such a call
 
 
-EMPTY = EmptyKernel()
+def empty_result(call: RecurrentCall):
+    """What a kernel returns for `call`, which `is_empty`."""
+    batch, steps = tuple(keras.tree.flatten(call.inputs)[0].shape[:2])
+    last = zero_outputs(call, batch)
+    outputs = keras.tree.map_structure(
+        lambda o: ops.zeros((batch, steps, *o.shape[1:]), dtype=o.dtype), last
+    )
+    return last, outputs, call.states

@@ -382,8 +382,8 @@ class RNN(keras.layers.Layer):
     def _run(self, call, passed_over=()):
         """Select a kernel (recording `passed_over` before its own) and run it."""
         if kernels.is_empty(call):
-            self._record(kernels.Selection(kernels.EMPTY.name))
-            return kernels.EMPTY.run(call)
+            self._record(kernels.Selection(kernels.EMPTY))
+            return kernels.empty_result(call)
         kernel, selection = kernels.select(call)
         passed_over = (*passed_over, *selection.passed_over)
         self._record(kernels.Selection(selection.kernel, passed_over))
