@@ -66,9 +66,7 @@ def _expected_kernel(name, masked):
     """The kernel the compiled graph runs, on this backend and device."""
     builtin = name in ("lstm", "gru", "simple_rnn", "bidirectional")
     if BACKEND == "torch":
-        if masked:
-            return "reference"  # the mask's lengths are unknown while tracing
-        if name == "bidirectional":
+        if name == "bidirectional" and not masked:
             return "torch-fused-bidirectional"  # both directions in one call
         return "torch-fused" if builtin else "reference"
     if BACKEND == "tensorflow":

@@ -1,14 +1,15 @@
 """What the fused (cuDNN-style) kernels share: which calls they can run, and
-right-padded masks as sequence lengths.
+masks as sequence lengths.
 
 A fused kernel runs the whole sequence with the built-in gate equations, so it
-needs a built-in cell with its default activations. A right- or left-padded
-mask is a length per row: `valid_steps_first` moves each row's valid steps, in
-processing order (`go_backwards` reverses them), to the front; the kernel runs
-the rows as if unmasked (the padding comes after the data, so each row's valid
-outputs are exact); and `masked_outputs` rebuilds what the reference loop
-outputs at the padded steps. Written in `keras.ops`, so every backend's fused
-kernel uses the same code.
+needs a built-in cell with its default activations. Any mask becomes a length
+per row: `valid_steps_first` moves each row's valid steps, in processing order
+(`go_backwards` reverses them), to the front; the kernel runs the rows as
+right-padded sequences (the padding comes after the data, so each row's valid
+outputs are exact); and `masked_outputs` puts back what the reference loop
+outputs at the masked steps. No mask value is read on the host, so this
+traces whole under `jax.jit`, `tf.function` and `torch.compile`. Written in
+`keras.ops`, so every backend's fused kernel uses the same code.
 """
 
 from __future__ import annotations
@@ -98,60 +99,53 @@ def keep_initial_where_empty(lengths, state, initial):
     return ops.where((lengths > 0)[:, None], state, initial)
 
 
-def padded_lengths(mask):
-    """`(lengths, right_padded, left_padded)`: each row's count of valid steps,
-    and whether every row's valid steps come first, or last (scalar bools)."""
-    mask = ops.cast(mask, "bool")
-    lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
-    steps = ops.arange(ops.shape(mask)[1], dtype="int32")[None, :]
-    first = ops.less(steps, lengths[:, None])
-    last = ops.greater_equal(steps, ops.shape(mask)[1] - lengths[:, None])
-    return lengths, ops.all(ops.equal(mask, first)), ops.all(ops.equal(mask, last))
-
-
 def _gather_steps(x, index):
     """`x[b, index[b, t]]` for `x` shaped `(batch, time, features)`."""
-    return ops.take_along_axis(x, ops.broadcast_to(index[..., None], ops.shape(x)), axis=1)
+    batch, time, features = ops.shape(x)
+    rows = ops.arange(batch, dtype="int32")[:, None] * time
+    # One row index per step: `take_along_axis` would take one per value.
+    steps = ops.take(ops.reshape(x, (-1, features)), ops.reshape(rows + index, (-1,)), axis=0)
+    return ops.reshape(steps, (batch, time, features))
 
 
-def valid_steps_first(x, lengths, go_backwards, left_padded=False):
-    """Each row's valid steps in processing order, first; padding after them.
+def valid_steps_first(x, mask, go_backwards):
+    """`(x, counts)`: `x` in processing order (`go_backwards` reverses it) with
+    each row's valid steps first and its masked steps after them, and
+    `counts[b, t]`, how many valid steps row `b` has run by step `t` of its
+    processing order (`counts[:, -1]` are the rows' lengths).
 
-    A fused kernel then runs the rows as right-padded. `left_padded`: the
-    valid steps are each row's last (else its first).
+    Any mask: right- and left-padded ones and masks with holes alike. A fused
+    kernel then runs the rows as right-padded, so each row's valid outputs and
+    states are exact; `masked_outputs` puts the outputs back in place.
     """
+    mask = ops.cast(mask, "bool")
+    if go_backwards:
+        x, mask = ops.flip(x, axis=1), ops.flip(mask, axis=1)
     time = ops.shape(x)[1]
     steps = ops.arange(time, dtype="int32")[None, :]
-    lengths = lengths[:, None]
-    if left_padded:
-        if go_backwards:
-            return ops.flip(x, axis=1)
-        return _gather_steps(x, ops.where(steps < lengths, time - lengths + steps, steps))
-    if go_backwards:
-        return _gather_steps(x, ops.where(steps < lengths, lengths - 1 - steps, steps))
-    return x
+    # Valid steps keep their order, ahead of every masked one.
+    order = ops.argsort(ops.where(mask, steps, steps + time), axis=-1)
+    return _gather_steps(x, order), ops.cumsum(ops.cast(mask, "int32"), axis=1)
 
 
-def masked_outputs(y, h0, lengths, padding_first, zero_output_for_mask):
+def masked_outputs(y, h0, counts, zero_output_for_mask):
     """The reference loop's outputs and last `h`, from a run of the valid steps.
 
-    `y` holds each row's outputs for its valid steps first (as
-    `valid_steps_first` lays them out); `h0` is the initial `h`, the state of a
-    row with no valid step. `padding_first`: in processing order the padding
-    comes before the valid steps (a right-padded mask run backwards, or a
-    left-padded one run forwards), else after them.
+    `y` holds each row's outputs for its valid steps first, and `counts` says
+    where each step's output is, as `valid_steps_first` lays them out; `h0` is
+    the initial `h`, the state of a row with no valid step. A masked step
+    repeats the previous valid step's output (zeros before the first one, or
+    always zeros with `zero_output_for_mask`).
     """
+    batch, time, units = ops.shape(y)
+    lengths = counts[:, -1]
     has_steps = (lengths > 0)[:, None]
     last_index = ops.maximum(lengths - 1, 0)[:, None, None]
-    batch, time, units = ops.shape(y)
     last = ops.take_along_axis(y, ops.broadcast_to(last_index, (batch, 1, units)), axis=1)
     last = ops.where(has_steps, last[:, 0], h0)
-    steps = ops.arange(time, dtype="int32")[None, :]
-    zeros = ops.zeros_like(y)
-    if padding_first:
-        # Masked steps before the first valid one: nothing output yet.
-        shift = time - lengths[:, None]
-        y = _gather_steps(y, ops.maximum(steps - shift, 0))
-        return ops.where((steps >= shift)[..., None], y, zeros), last
-    carried = zeros if zero_output_for_mask else ops.where(has_steps, last, 0)[:, None, :]
-    return ops.where((steps >= lengths[:, None])[..., None], carried, y), last
+    shown = counts > 0  # a step at or after the row's first valid step
+    if zero_output_for_mask:
+        previous = ops.concatenate([ops.zeros_like(counts[:, :1]), counts[:, :-1]], axis=1)
+        shown = ops.logical_and(shown, counts > previous)  # a valid step itself
+    y = _gather_steps(y, ops.maximum(counts - 1, 0))
+    return ops.where(shown[..., None], y, ops.zeros_like(y)), last

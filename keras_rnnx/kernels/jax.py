@@ -7,10 +7,9 @@ flat weight vector laid out as `(W_ih, W_hh, b_ih, b_hh)`, torch's gate order
 (i, f, g, o), which is Keras's (i, f, c, o): `W_ih = kernel.T`,
 `W_hh = recurrent_kernel.T`, `b_ih = bias` and `b_hh = 0`. It takes float32 only.
 
-A mask becomes `seq_lengths` (see `kernels/fused.py`). Under `jax.jit` the mask's
-values are unknown when the kernel is chosen, so the compiled call holds both
-the cuDNN run and the reference loop, and `lax.cond` runs the loop for a batch
-whose mask is not right-padded.
+A mask, right- or left-padded or with holes, becomes `seq_lengths` (see
+`kernels/fused.py`), with no `lax.cond`: under `jax.jit` the compiled call
+holds the cuDNN run alone.
 
 A `Bidirectional` runs in one bidirectional cuDNN call when unmasked. Measured
 on an H100 (jax 0.11.2, cuDNN through jax-cuda13): with sequence lengths, the
@@ -35,12 +34,10 @@ from keras_rnnx.kernels.fused import (
     dropped_inputs,
     keep_initial_where_empty,
     masked_outputs,
-    padded_lengths,
     valid_steps_first,
     why_not_fused,
     why_not_one_call,
 )
-from keras_rnnx.kernels.reference import REFERENCE
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
 
 WRONG_GRADIENTS = (
@@ -95,22 +92,15 @@ class JaxCudnnLstmKernel:
         return reason
 
     def run(self, call: RecurrentCall):
-        x = dropped_inputs(call)
-        if call.mask is None:
-            return self._run(call, x, jnp.full((x.shape[0],), x.shape[1], "int32"), False)
-        lengths, right_padded, _ = padded_lengths(call.mask)
-        return jax.lax.cond(
-            right_padded,
-            lambda: self._run(call, x, lengths, True),
-            lambda: REFERENCE.run(call),
-        )
-
-    @staticmethod
-    def _run(call, x, lengths, masked):
         cell = call.cell
+        x = dropped_inputs(call)
         h0, c0 = keras.tree.flatten(call.states)
-        if call.go_backwards:
-            x = valid_steps_first(x, lengths, True) if masked else jnp.flip(x, axis=1)
+        if call.mask is None:
+            x = jnp.flip(x, axis=1) if call.go_backwards else x
+            lengths = jnp.full((x.shape[0],), x.shape[1], "int32")
+        else:
+            x, counts = valid_steps_first(x, call.mask, call.go_backwards)
+            lengths = counts[:, -1]
         # cuDNN wants every row to have a step; a row with none keeps its
         # initial states, restored below.
         y, h, c = cudnn_lstm(
@@ -124,8 +114,8 @@ class JaxCudnnLstmKernel:
             bidirectional=False,
         )
         h, c = h[0], c[0]
-        if masked:
-            y, h = masked_outputs(y, h0, lengths, call.go_backwards, call.zero_output_for_mask)
+        if call.mask is not None:
+            y, h = masked_outputs(y, h0, counts, call.zero_output_for_mask)
             c = keep_initial_where_empty(lengths, c, c0)
         states = keras.tree.pack_sequence_as(call.states, [h, c])
         return y[:, -1], y, states

@@ -19,7 +19,6 @@ from keras_rnnx.kernels.fused import (
     dropped_inputs,
     keep_initial_where_empty,
     masked_outputs,
-    padded_lengths,
     valid_steps_first,
     why_not_fused,
 )
@@ -126,10 +125,9 @@ def cudnn_params(cell):
 class TensorFlowCudnnKernel:
     """cuDNN's LSTM and GRU (`CudnnRNNV3`) on a TensorFlow GPU.
 
-    Masks become sequence lengths, as in Keras, but left-padded masks are
-    converted (each row's valid steps moved first, see `kernels/fused.py`)
-    rather than rejected, and a mask with holes runs the `tf.while_loop`
-    kernel instead of raising: in a graph, `tf.cond` picks at run time.
+    Masks become sequence lengths, as in Keras, but left-padded masks and
+    masks with holes are converted (each row's valid steps moved first, see
+    `kernels/fused.py`) rather than rejected.
     """
 
     name = "tf-cudnn"
@@ -144,27 +142,14 @@ class TensorFlowCudnnKernel:
         return reason
 
     def run(self, call: RecurrentCall):
+        cell = call.cell
         x = tf.convert_to_tensor(dropped_inputs(call))
         if call.mask is None:
             x = tf.reverse(x, [1]) if call.go_backwards else x
-            return self._run(call, x, tf.fill([tf.shape(x)[0]], tf.shape(x)[1]), None)
-        lengths, right_padded, left_padded = padded_lengths(call.mask)
-
-        def padded(left):
-            moved = valid_steps_first(x, lengths, call.go_backwards, left)
-            return lambda: self._run(call, moved, lengths, left != call.go_backwards)
-
-        def loop():
-            return _LOOP.run(call)
-
-        return tf.cond(
-            right_padded, padded(False), lambda: tf.cond(left_padded, padded(True), loop)
-        )
-
-    @staticmethod
-    def _run(call, x, lengths, padding_first):
-        """`padding_first`: None when unmasked, else as in `masked_outputs`."""
-        cell = call.cell
+            lengths = tf.fill([tf.shape(x)[0]], tf.shape(x)[1])
+        else:
+            x, counts = valid_steps_first(x, call.mask, call.go_backwards)
+            lengths = counts[:, -1]
         flat_states = keras.tree.flatten(call.states)
         h0 = flat_states[0]
         c0 = flat_states[1] if isinstance(cell, LSTMCell) else tf.zeros_like(h0)
@@ -178,12 +163,12 @@ class TensorFlowCudnnKernel:
             tf.maximum(lengths, 1),
             "lstm" if isinstance(cell, LSTMCell) else "gru",
         )
-        if padding_first is not None:
-            y, h = masked_outputs(y, h0, lengths, padding_first, call.zero_output_for_mask)
+        if call.mask is not None:
+            y, h = masked_outputs(y, h0, counts, call.zero_output_for_mask)
             c = keep_initial_where_empty(lengths, c, c0)
         final = [h, c] if isinstance(cell, LSTMCell) else [h]
         return y[:, -1], y, keras.tree.pack_sequence_as(call.states, final)
 
 
-_LOOP = register_kernel(TensorFlowLoopKernel())
+register_kernel(TensorFlowLoopKernel())
 register_kernel(TensorFlowCudnnKernel())

@@ -7,11 +7,11 @@ o); GRU gates (z, r, h) are reordered to torch's (r, z, n), and its
 `reset_after=True` bias `(2, 3H)` is torch's (b_ih, b_hh). Keras has one bias
 where torch adds two: the second is zeros.
 
-Right- and left-padded masks (`keras.utils.pad_sequences` pads on the left by
-default) run the full-length kernel with each row's valid steps moved first
-(see `kernels/fused.py`): the mask's values are read eagerly, so a mask with
-holes runs the reference loop, and so does any mask under `torch.compile`,
-which cannot read values while tracing (unmasked calls compile whole).
+A mask (right- or left-padded, as `keras.utils.pad_sequences` pads by
+default, or with holes) runs the full-length kernel with each row's valid
+steps moved first (see `kernels/fused.py`). No mask value is read on the host,
+so masked calls compile whole under `torch.compile` too; only eager inference
+of a masked GRU or SimpleRNN reads the lengths, to run packed sequences.
 
 Under `torch.compile` Inductor decomposes torch's LSTM, and on a CPU it picks
 oneDNN's inference kernel whenever the input needs no gradient, even when the
@@ -37,7 +37,6 @@ from keras_rnnx.kernels.fused import (
     RELU,
     dropped_inputs,
     masked_outputs,
-    padded_lengths,
     valid_steps_first,
     why_not_fused,
     why_not_one_call,
@@ -68,22 +67,6 @@ def _params(cell, dtype):
     return [p.to(dtype) for p in params]
 
 
-def _padding(call):
-    """`(lengths, left_padded)` if the call's mask is right- or left-padded,
-    else None. Read eagerly (two syncs with the device), once per call: `why_not`
-    and then `run` ask."""
-    if "torch-padding" not in call.facts:
-        lengths, right_padded, left_padded = padded_lengths(call.mask)
-        if bool(right_padded):
-            padding = lengths, False
-        else:
-            padding = (lengths, True) if bool(left_padded) else None
-        call.facts["torch-padding"] = padding
-    return call.facts["torch-padding"]
-
-
-COMPILED_MASK = "a mask under torch.compile (its lengths are unknown while tracing)"
-
 _SATURATE = 1e4
 
 
@@ -105,27 +88,20 @@ class TorchFusedKernel:
     fused = True
 
     def why_not(self, call: RecurrentCall) -> str | None:
-        reason = why_not_fused(call)
-        if reason is None and call.mask is not None:
-            if torch.compiler.is_compiling():
-                return COMPILED_MASK
-            if _padding(call) is None:
-                return "mask is neither right- nor left-padded"
-        return reason
+        return why_not_fused(call)
 
     def run(self, call: RecurrentCall):
         cell = call.cell
         x = dropped_inputs(call)
         states = [s[None] for s in keras.tree.flatten(call.states)]  # (1, B, H)
-        padding = None if call.mask is None else _padding(call)
-        if padding is None:
+        if call.mask is None:
             lengths = None
             x = torch.flip(x, dims=[1]) if call.go_backwards else x
         else:
-            lengths, left_padded = padding
-            x = valid_steps_first(x, lengths, call.go_backwards, left_padded)
+            x, counts = valid_steps_first(x, call.mask, call.go_backwards)
+            lengths = counts[:, -1]
         params = _params(cell, x.dtype)
-        if lengths is not None and not torch.is_grad_enabled() and not isinstance(cell, LSTMCell):
+        if lengths is not None and _packs(cell):
             y, final = _packed(cell, x, states, params, lengths)
         else:
             if lengths is not None and isinstance(cell, LSTMCell):
@@ -134,13 +110,7 @@ class TorchFusedKernel:
             y, final = _fused(cell, x, states, params)
         final = [s[0] for s in final]
         if lengths is not None:
-            y, final[0] = masked_outputs(
-                y,
-                states[0][0],
-                lengths,
-                padding_first=left_padded != call.go_backwards,
-                zero_output_for_mask=call.zero_output_for_mask,
-            )
+            y, final[0] = masked_outputs(y, states[0][0], counts, call.zero_output_for_mask)
         return y[:, -1], y, keras.tree.pack_sequence_as(call.states, final)
 
     def why_not_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
@@ -181,6 +151,16 @@ def _inductor_trains(cell, x, params):
     ):
         return x + 0.0 * params[0][0, 0]
     return x
+
+
+def _packs(cell):
+    """Whether a masked call runs packed sequences: eager inference of a GRU or
+    SimpleRNN (packing reads the lengths on the host, which tracing cannot)."""
+    return (
+        not isinstance(cell, LSTMCell)
+        and not torch.is_grad_enabled()
+        and not torch.compiler.is_compiling()
+    )
 
 
 def _packed(cell, x, states, params, lengths):

@@ -4,8 +4,8 @@ No TensorFlow GPU build can be installed where these run, so `cudnn_rnn` is
 replaced by `_cudnn_rnn_on_cpu`: cuDNN's LSTM and GRU equations read from the
 flat parameter vector by cuDNN's layout, with cuDNN's sequence-length rules
 (zeros past a row's length, states from its last valid step). That checks the
-kernel's weight packing, its length and left-padding conversions and its
-`tf.cond` fallback; on a GPU the real op runs instead.
+kernel's weight packing and its conversion of any mask to lengths, in a
+graph too; on a GPU the real op runs instead.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def test_cudnn_with_initial_state_and_inference_dropout(cudnn, layer):
 
 
 @pytest.mark.parametrize("mask_kind", ("right", "left", "holes"))
-def test_cudnn_in_a_graph_picks_at_run_time(cudnn, mask_kind):
+def test_cudnn_in_a_graph_runs_any_mask(cudnn, mask_kind):
     import tensorflow as tf
 
     fused, reference = _pair("GRU", return_sequences=True, return_state=True)

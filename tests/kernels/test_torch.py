@@ -16,7 +16,6 @@ from oracle import (
     assert_declined,
     assert_matches_reference,
     fast_and_reference,
-    make_mask,
     mask_kwargs,
     only_on,
     sequences,
@@ -38,7 +37,7 @@ CASES = [
     (layer, case, mask)
     for layer in LAYERS
     for case in OPTIONS
-    for mask in ("none", "right", "left", "empty_row")
+    for mask in ("none", "right", "left", "empty_row", "holes")
 ]
 
 
@@ -92,8 +91,6 @@ def test_fused_stateful_training_backward_works(layer):
 @pytest.mark.parametrize(
     ("layer", "options", "mask_kind", "reason"),
     [
-        ("LSTM", {}, "holes", "mask is neither right- nor left-padded"),
-        ("GRU", {}, "holes", "mask is neither right- nor left-padded"),
         ("GRU", {"reset_after": False}, "none", "reset_after=False"),
         ("LSTM", {"recurrent_activation": "hard_sigmoid"}, "none", "recurrent_activation"),
         ("SimpleRNN", {"activation": "elu"}, "none", "activation is not tanh or relu"),
@@ -174,25 +171,22 @@ def test_bidirectional_falls_back_to_one_call_per_direction(mask_kind, options, 
         assert name == "torch-fused-bidirectional" and why.startswith(reason)
 
 
-def test_torch_compile_traces_the_fused_kernel_whole_and_declines_masks():
+@pytest.mark.parametrize("mask_kind", ("none", "right", "left", "holes"))
+def test_torch_compile_traces_the_fused_kernel_whole(mask_kind):
     import torch
 
-    from keras_rnnx.kernels.torch import COMPILED_MASK
-
-    fused, reference = _pair("LSTM", return_sequences=True)
-    x = torch.tensor(sequences())
-    compiled = torch.compile(lambda t: fused(t), backend="eager", fullgraph=True)
-    assert_all_close([to_numpy(compiled(x))], [to_numpy(reference(x))], "compiled")
+    fused, reference = _pair("LSTM", return_sequences=True, return_state=True)
+    x, kwargs = torch.tensor(sequences()), mask_kwargs(mask_kind)
+    if "mask" in kwargs:
+        kwargs["mask"] = torch.tensor(kwargs["mask"])
+    compiled = torch.compile(lambda t: fused(t, **kwargs), backend="eager", fullgraph=True)
+    got = [to_numpy(t) for t in compiled(x)]
+    assert_all_close(got, [to_numpy(t) for t in reference(x, **kwargs)], "compiled")
     assert keras_rnnx.explain(fused).kernel == "torch-fused"
-
-    mask = torch.tensor(make_mask("right"))
-    compiled = torch.compile(lambda t, m: fused(t, mask=m), backend="eager")
-    assert_all_close([to_numpy(compiled(x, mask))], [to_numpy(reference(x, mask=mask))], "masked")
-    assert keras_rnnx.explain(fused).passed_over[0] == ("torch-fused", COMPILED_MASK)
 
 
 @pytest.mark.parametrize("layer", ("GRU", "SimpleRNN-relu"))
-@pytest.mark.parametrize("mask_kind", ("right", "left", "empty_row"))
+@pytest.mark.parametrize("mask_kind", ("right", "left", "empty_row", "holes"))
 @pytest.mark.parametrize("case", ("sequences_state", "backwards", "zero_output"))
 def test_inference_without_autograd_runs_packed_sequences(monkeypatch, layer, mask_kind, case):
     import torch
