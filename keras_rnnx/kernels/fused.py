@@ -149,3 +149,28 @@ def masked_outputs(y, h0, counts, zero_output_for_mask):
         shown = ops.logical_and(shown, counts > previous)  # a valid step itself
     y = _gather_steps(y, ops.maximum(counts - 1, 0))
     return ops.where(shown[..., None], y, ops.zeros_like(y)), last
+
+
+def run_fused(call: RecurrentCall, vendor):
+    """Run `call` through a vendor's fused kernel: the path every backend shares.
+
+    `vendor(x, lengths, states) -> (outputs, final_states)` runs batch-major
+    `x` in processing order, rows right-padded to `lengths` (None when
+    unmasked), from the flat initial `states`; it returns every step's
+    output and the flat states after each row's last valid step (a row with
+    no valid step may run one). Returns what `Kernel.run` returns.
+    """
+    x = dropped_inputs(call)
+    states = keras.tree.flatten(call.states)
+    if call.mask is None:
+        x = ops.flip(x, axis=1) if call.go_backwards else x
+        y, final = vendor(x, None, states)
+    else:
+        x, counts = valid_steps_first(x, call.mask, call.go_backwards)
+        lengths = counts[:, -1]
+        y, final = vendor(x, lengths, states)
+        y, h = masked_outputs(y, states[0], counts, call.zero_output_for_mask)
+        final = [h] + [
+            keep_initial_where_empty(lengths, s, s0) for s, s0 in zip(final[1:], states[1:])
+        ]
+    return y[:, -1], y, keras.tree.pack_sequence_as(call.states, final)

@@ -32,9 +32,7 @@ from jax.experimental import rnn
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.kernels.fused import (
     dropped_inputs,
-    keep_initial_where_empty,
-    masked_outputs,
-    valid_steps_first,
+    run_fused,
     why_not_fused,
     why_not_one_call,
 )
@@ -93,32 +91,26 @@ class JaxCudnnLstmKernel:
 
     def run(self, call: RecurrentCall):
         cell = call.cell
-        x = dropped_inputs(call)
-        h0, c0 = keras.tree.flatten(call.states)
-        if call.mask is None:
-            x = jnp.flip(x, axis=1) if call.go_backwards else x
-            lengths = jnp.full((x.shape[0],), x.shape[1], "int32")
-        else:
-            x, counts = valid_steps_first(x, call.mask, call.go_backwards)
-            lengths = counts[:, -1]
-        # cuDNN wants every row to have a step; a row with none keeps its
-        # initial states, restored below.
-        y, h, c = cudnn_lstm(
-            x,
-            h0[None],
-            c0[None],
-            cudnn_weights(cell),
-            jnp.maximum(lengths, 1),
-            input_size=x.shape[-1],
-            hidden_size=cell.units,
-            bidirectional=False,
-        )
-        h, c = h[0], c[0]
-        if call.mask is not None:
-            y, h = masked_outputs(y, h0, counts, call.zero_output_for_mask)
-            c = keep_initial_where_empty(lengths, c, c0)
-        states = keras.tree.pack_sequence_as(call.states, [h, c])
-        return y[:, -1], y, states
+
+        def vendor(x, lengths, states):
+            h0, c0 = states
+            if lengths is None:
+                lengths = jnp.full((x.shape[0],), x.shape[1], "int32")
+            # cuDNN wants every row to have a step; `run_fused` gives a row
+            # with none its initial states back.
+            y, h, c = cudnn_lstm(
+                x,
+                h0[None],
+                c0[None],
+                cudnn_weights(cell),
+                jnp.maximum(lengths, 1),
+                input_size=x.shape[-1],
+                hidden_size=cell.units,
+                bidirectional=False,
+            )
+            return y, [h[0], c[0]]
+
+        return run_fused(call, vendor)
 
     def why_not_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
         if forward.mask is not None:

@@ -16,10 +16,7 @@ import tensorflow as tf
 from keras_rnnx.cells.gru import GRUCell
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.kernels.fused import (
-    dropped_inputs,
-    keep_initial_where_empty,
-    masked_outputs,
-    valid_steps_first,
+    run_fused,
     why_not_fused,
 )
 from keras_rnnx.kernels.reference import masked_step, zero_outputs
@@ -143,31 +140,21 @@ class TensorFlowCudnnKernel:
 
     def run(self, call: RecurrentCall):
         cell = call.cell
-        x = tf.convert_to_tensor(dropped_inputs(call))
-        if call.mask is None:
-            x = tf.reverse(x, [1]) if call.go_backwards else x
-            lengths = tf.fill([tf.shape(x)[0]], tf.shape(x)[1])
-        else:
-            x, counts = valid_steps_first(x, call.mask, call.go_backwards)
-            lengths = counts[:, -1]
-        flat_states = keras.tree.flatten(call.states)
-        h0 = flat_states[0]
-        c0 = flat_states[1] if isinstance(cell, LSTMCell) else tf.zeros_like(h0)
-        # cuDNN wants every row to have a step; a row with none keeps its
-        # initial states, restored below.
-        y, h, c = cudnn_rnn(
-            x,
-            h0,
-            c0,
-            cudnn_params(cell),
-            tf.maximum(lengths, 1),
-            "lstm" if isinstance(cell, LSTMCell) else "gru",
-        )
-        if call.mask is not None:
-            y, h = masked_outputs(y, h0, counts, call.zero_output_for_mask)
-            c = keep_initial_where_empty(lengths, c, c0)
-        final = [h, c] if isinstance(cell, LSTMCell) else [h]
-        return y[:, -1], y, keras.tree.pack_sequence_as(call.states, final)
+        lstm = isinstance(cell, LSTMCell)
+
+        def vendor(x, lengths, states):
+            h0 = states[0]
+            c0 = states[1] if lstm else tf.zeros_like(h0)
+            if lengths is None:
+                lengths = tf.fill([tf.shape(x)[0]], tf.shape(x)[1])
+            # cuDNN wants every row to have a step; `run_fused` gives a row
+            # with none its initial states back.
+            y, h, c = cudnn_rnn(
+                x, h0, c0, cudnn_params(cell), tf.maximum(lengths, 1), "lstm" if lstm else "gru"
+            )
+            return y, [h, c] if lstm else [h]
+
+        return run_fused(call, vendor)
 
 
 register_kernel(TensorFlowLoopKernel())

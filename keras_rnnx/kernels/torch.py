@@ -35,9 +35,7 @@ from keras_rnnx.cells.gru import GRUCell
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.kernels.fused import (
     RELU,
-    dropped_inputs,
-    masked_outputs,
-    valid_steps_first,
+    run_fused,
     why_not_fused,
     why_not_one_call,
 )
@@ -92,26 +90,20 @@ class TorchFusedKernel:
 
     def run(self, call: RecurrentCall):
         cell = call.cell
-        x = dropped_inputs(call)
-        states = [s[None] for s in keras.tree.flatten(call.states)]  # (1, B, H)
-        if call.mask is None:
-            lengths = None
-            x = torch.flip(x, dims=[1]) if call.go_backwards else x
-        else:
-            x, counts = valid_steps_first(x, call.mask, call.go_backwards)
-            lengths = counts[:, -1]
-        params = _params(cell, x.dtype)
-        if lengths is not None and _packs(cell):
-            y, final = _packed(cell, x, states, params, lengths)
-        else:
-            if lengths is not None and isinstance(cell, LSTMCell):
-                x, params = _hold_cell_state_in_padding(x, params, lengths)
-            x = _inductor_trains(cell, x, params)
-            y, final = _fused(cell, x, states, params)
-        final = [s[0] for s in final]
-        if lengths is not None:
-            y, final[0] = masked_outputs(y, states[0][0], counts, call.zero_output_for_mask)
-        return y[:, -1], y, keras.tree.pack_sequence_as(call.states, final)
+
+        def vendor(x, lengths, states):
+            states = [s[None] for s in states]  # (1, B, H)
+            params = _params(cell, x.dtype)
+            if lengths is not None and _packs(cell):
+                y, final = _packed(cell, x, states, params, lengths)
+            else:
+                if lengths is not None and isinstance(cell, LSTMCell):
+                    x, params = _hold_cell_state_in_padding(x, params, lengths)
+                x = _inductor_trains(cell, x, params)
+                y, final = _fused(cell, x, states, params)
+            return y, [s[0] for s in final]
+
+        return run_fused(call, vendor)
 
     def why_not_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
         if forward.mask is not None:
@@ -171,7 +163,7 @@ def _packed(cell, x, states, params, lengths):
     """
     pack = torch.nn.utils.rnn.pack_padded_sequence(
         x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-    )  # a row with no valid step runs one, undone by `masked_outputs`
+    )  # a row with no valid step runs one, undone by `run_fused`
     order, unorder = pack.sorted_indices, pack.unsorted_indices
     flags = (cell.bias is not None, 1, 0.0, False, False)
     y, h = _one_state_kernel(cell)(pack.data, pack.batch_sizes, states[0][:, order], params, *flags)
