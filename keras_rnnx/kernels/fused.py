@@ -8,8 +8,9 @@ per row: `valid_steps_first` moves each row's valid steps, in processing order
 right-padded sequences (the padding comes after the data, so each row's valid
 outputs are exact); and `masked_outputs` puts back what the reference loop
 outputs at the masked steps. No mask value is read on the host, so this
-traces whole under `jax.jit`, `tf.function` and `torch.compile`. Written in
-`keras.ops`, so every backend's fused kernel uses the same code.
+traces whole under `jax.jit`, `tf.function` and `torch.compile`. `run_fused`
+is that path, written in `keras.ops`: a backend's fused kernel supplies only
+its vendor call.
 """
 
 from __future__ import annotations
