@@ -28,7 +28,7 @@ SHAPES = ((64, 100, 64, 128), (16, 500, 32, 256))
 LAYERS = ("LSTM", "GRU", "SimpleRNN")
 
 
-def _data(batch, steps, features, units, masked):
+def make_data(batch, steps, features, units, masked):
     import numpy as np
 
     rng = np.random.RandomState(0)
@@ -83,7 +83,7 @@ def run_backend(quick, layers=LAYERS):
     for shape in shapes:
         for layer in layers:
             for masked in (False, True):
-                x, y, lengths = _data(*shape, masked)
+                x, y, lengths = make_data(*shape, masked)
                 impls = {
                     "keras_rnnx": _keras_fns(keras_rnnx, layer, shape, masked, x, y),
                     "keras.layers": _keras_fns(keras.layers, layer, shape, masked, x, y),

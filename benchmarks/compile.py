@@ -27,17 +27,12 @@ ROWS, STEPS, FEATURES, UNITS, BATCH = 256, 50, 16, 64, 32
 
 def measure(lib_name, layer, masked, jit_compile):
     import keras
-    import numpy as np
+    from bench import make_data
 
     import keras_rnnx
 
     lib = keras_rnnx if lib_name == "keras_rnnx" else keras.layers
-    rng = np.random.RandomState(0)
-    x = rng.randn(ROWS, STEPS, FEATURES).astype("float32")
-    if masked:
-        lengths = rng.randint(STEPS // 2, STEPS + 1, size=ROWS)
-        x[np.arange(STEPS)[None] >= lengths[:, None]] = 0.0
-    y = rng.randn(ROWS, 1).astype("float32")
+    x, y, _ = make_data(ROWS, STEPS, FEATURES, 1, masked)
     keras.utils.set_random_seed(0)
     inputs = keras.Input((STEPS, FEATURES))
     h = keras.layers.Masking(0.0)(inputs) if masked else inputs

@@ -140,10 +140,9 @@ def masked_outputs(y, h0, counts, zero_output_for_mask):
     """
     batch, time, units = ops.shape(y)
     lengths = counts[:, -1]
-    has_steps = (lengths > 0)[:, None]
     last_index = ops.maximum(lengths - 1, 0)[:, None, None]
     last = ops.take_along_axis(y, ops.broadcast_to(last_index, (batch, 1, units)), axis=1)
-    last = ops.where(has_steps, last[:, 0], h0)
+    last = keep_initial_where_empty(lengths, last[:, 0], h0)
     shown = counts > 0  # a step at or after the row's first valid step
     if zero_output_for_mask:
         previous = ops.concatenate([ops.zeros_like(counts[:, :1]), counts[:, :-1]], axis=1)
