@@ -6,13 +6,17 @@ PyTorch and JAX backends.
 
 from keras_rnnx.cells.gru import GRUCell
 from keras_rnnx.cells.lstm import LSTMCell
+from keras_rnnx.cells.registry import register_cell, registered_cells
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
 from keras_rnnx.cells.stacked import StackedRNNCells
 from keras_rnnx.explain import explain
 from keras_rnnx.kernels import (
+    FusedSpec,
     Kernel,
     RecurrentCall,
     Selection,
+    fused_spec,
+    register_fused_spec,
     register_kernel,
     registered_kernels,
 )
@@ -21,7 +25,6 @@ from keras_rnnx.layers.gru import GRU
 from keras_rnnx.layers.lstm import LSTM
 from keras_rnnx.layers.rnn import RNN
 from keras_rnnx.layers.simple_rnn import SimpleRNN
-from keras_rnnx.registry import register_cell, registered_cells
 
 __version__ = "0.1.0"
 
@@ -30,6 +33,7 @@ __all__ = [
     "LSTM",
     "RNN",
     "Bidirectional",
+    "FusedSpec",
     "GRUCell",
     "Kernel",
     "LSTMCell",
@@ -39,6 +43,8 @@ __all__ = [
     "SimpleRNNCell",
     "StackedRNNCells",
     "explain",
+    "fused_spec",
+    "register_fused_spec",
     "register_cell",
     "register_kernel",
     "registered_cells",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keras_rnnx.kernels.registry import Selection
+from keras_rnnx.kernels.selection import Selection
 
 
 def explain(layer) -> Selection | dict[str, Selection]:
@@ -35,13 +35,13 @@ def explain(layer) -> Selection | dict[str, Selection]:
             "forward": explain(layer.forward_layer),
             "backward": explain(layer.backward_layer),
         }
-    if not hasattr(layer, "_selection"):
+    if not hasattr(layer, "selection") or not hasattr(layer, "select_kernel"):
         raise ValueError(
             "Expected a keras_rnnx recurrent layer (RNN, LSTM, GRU, SimpleRNN, "
             f"Bidirectional). Received: layer={layer!r}"
         )
-    if layer._selection is None:
+    if layer.selection is None:
         raise ValueError(
             f"Layer {layer.name!r} has not run yet: call it (or a model using it) first."
         )
-    return layer._selection
+    return layer.selection

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_rnnx.registry import discover_plugins
+from keras_rnnx.cells import registry
 
 
 def deserialize_part(config, owner: str, custom_objects=None):
@@ -15,6 +15,6 @@ def deserialize_part(config, owner: str, custom_objects=None):
     whole; it is built in its owner's name scope, so its weight paths
     (`lstm/lstm_cell/kernel`) are those it had when its owner built it.
     """
-    discover_plugins()
+    registry.discover()
     with keras.name_scope(owner):
         return keras.saving.deserialize_keras_object(config, custom_objects=custom_objects)

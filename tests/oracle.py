@@ -134,3 +134,36 @@ def assert_declined(layer, kernel, reason, ran):
     selection = keras_rnnx.explain(layer)
     assert selection.kernel == ran
     assert any(name == kernel and reason in why for name, why in selection.passed_over)
+
+
+# What a plugin registers to run its GRU or LSTM variant on the fused kernels.
+PLUGIN_SPECS = {
+    "LSTM": {"mode": "lstm", "options": {"activation": "tanh", "recurrent_activation": "sigmoid"}},
+    "GRU": {
+        "mode": "gru",
+        "gate_order": (1, 0, 2),  # Keras's (z, r, h) as cuDNN's (r, z, n)
+        "bias": "two",
+        "options": {"activation": "tanh", "recurrent_activation": "sigmoid", "reset_after": True},
+    },
+    "SimpleRNN": {"mode": "rnn_tanh", "options": {"activation": "tanh"}},
+}
+
+
+def plugin_cell(monkeypatch, layer, with_spec=True):
+    """A plugin's cell class: the built-in `layer`'s cell equations and
+    weights in a class of its own, with the fused spec a plugin registers
+    (`PLUGIN_SPECS`; for this test only)."""
+    import keras_rnnx
+    from keras_rnnx.kernels import specs
+
+    base = getattr(keras_rnnx, f"{layer}Cell")
+    cell = type(f"Plugin{base.__name__}", (base,), {})
+    monkeypatch.setattr(specs, "_SPECS", list(specs._SPECS))
+    if with_spec:
+        spec = dict(PLUGIN_SPECS[layer])
+        spec["options"] = {
+            k: keras.activations.get(v) if isinstance(v, str) else v
+            for k, v in spec["options"].items()
+        }
+        keras_rnnx.register_fused_spec(keras_rnnx.FusedSpec(cell, **spec))
+    return cell

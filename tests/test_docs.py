@@ -23,8 +23,9 @@ import pytest
 from backend_utils import on_gpu
 
 import keras_rnnx
-from keras_rnnx import registry
+from keras_rnnx.cells import registry
 from keras_rnnx.kernels import registry as kernel_registry
+from keras_rnnx.kernels import specs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -52,17 +53,19 @@ def code_blocks(page):
 
 
 class Registries:
-    """The cell and kernel registries and Keras's custom objects, to restore."""
+    """The cell, kernel and fused-spec registries and Keras's custom objects, to restore."""
 
     def __init__(self):
         self.cells = dict(registry._CELLS)
         self.kernels = list(kernel_registry._KERNELS)
+        self.specs = list(specs._SPECS)
         self.custom_objects = dict(keras.saving.get_custom_objects())
 
     def restore(self):
         registry._CELLS.clear()
         registry._CELLS.update(self.cells)
         kernel_registry._KERNELS[:] = self.kernels
+        specs._SPECS[:] = self.specs
         keras.saving.get_custom_objects().clear()
         keras.saving.get_custom_objects().update(self.custom_objects)
 

@@ -13,7 +13,8 @@ import pytest
 from oracle import assert_matches_reference, fast_and_reference, sequences
 
 import keras_rnnx
-from keras_rnnx import registry
+from keras_rnnx.cells import registry
+from keras_rnnx.kernels.reference import ReferenceKernel
 
 PLUGIN_INSTALLED = any(
     ep.value.startswith("rnnx_demo_plugin")
@@ -74,7 +75,7 @@ def test_broken_plugin_warns_with_its_name_and_others_still_load(tmp_path, monke
     _fake_distribution(tmp_path, "rnnx_good_plugin", ["good = good_cells:GoodCell"])
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.warns(RuntimeWarning, match="'broken' of keras_rnnx.cells.*no_such_module"):
-        registry.discover_plugins(force=True)
+        registry.discover(force=True)
     cells = keras_rnnx.registered_cells()
     assert "rnnx_good_plugin>GoodCell" in cells
     assert not any("broken" in name for name in cells)
@@ -82,7 +83,7 @@ def test_broken_plugin_warns_with_its_name_and_others_still_load(tmp_path, monke
 
 @needs_plugin
 def test_installed_plugin_cell_is_discovered():
-    registry.discover_plugins(force=True)
+    registry.discover(force=True)
     cell_class = keras_rnnx.registered_cells()["rnnx_demo_plugin>MinimalRNNCell"]
     layer = keras_rnnx.RNN(cell_class(3), return_sequences=True)
     assert tuple(layer(np.zeros((2, 4, 5), "float32")).shape) == (2, 4, 3)
@@ -198,7 +199,7 @@ def test_kernel_plugins_are_selected_and_broken_ones_warn(tmp_path, monkeypatch)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(kernel_registry, "_KERNELS", list(kernel_registry._KERNELS))
     with pytest.warns(RuntimeWarning, match="'bad' of keras_rnnx.kernels"):
-        kernel_registry.discover_kernels(force=True)
+        kernel_registry.discover(force=True)
     x = np.random.RandomState(0).randn(2, 4, 5).astype("float32")
     plugged, reference = keras_rnnx.SimpleRNN(3), keras_rnnx.SimpleRNN(3, use_cudnn=False)
     plugged(x)
@@ -213,3 +214,110 @@ def test_kernel_plugins_are_selected_and_broken_ones_warn(tmp_path, monkeypatch)
     gru = keras_rnnx.GRU(3)
     gru(x)
     assert ("doubling", "only SimpleRNNCell") in keras_rnnx.explain(gru).passed_over
+
+
+class _Recording(ReferenceKernel):
+    """The reference loop, under another name, recording the calls it runs."""
+
+    def __init__(self, name, priority, fused):
+        self.name, self.priority, self.fused, self.calls = name, priority, fused, []
+
+    def run(self, call):
+        self.calls.append(call)
+        return super().run(call)
+
+
+@pytest.fixture
+def kernels_of_this_test(monkeypatch):
+    from keras_rnnx.kernels import registry as kernel_registry
+
+    monkeypatch.setattr(kernel_registry, "_KERNELS", list(kernel_registry._KERNELS))
+
+
+def test_use_cudnn_filters_the_kernels_before_selection(kernels_of_this_test):
+    loop = keras_rnnx.register_kernel(_Recording("fast-loop", 98, fused=False))
+    fused = keras_rnnx.register_kernel(_Recording("lower-fused", 97, fused=True))
+    ran = {}
+    for use_cudnn in ("auto", True, False):
+        layer = keras_rnnx.SimpleRNN(3, activation="sigmoid", use_cudnn=use_cudnn)
+        layer(sequences())
+        ran[use_cudnn] = keras_rnnx.explain(layer).kernel
+    # True reaches the fused kernel ranked below an accepting loop.
+    assert ran == {"auto": "fast-loop", True: "lower-fused", False: "reference"}
+    assert len(loop.calls) == len(fused.calls) == 1
+
+
+def test_kernels_get_the_dropout_masks_in_the_call_and_cells_keep_none(kernels_of_this_test):
+    kernel = keras_rnnx.register_kernel(_Recording("recording", 98, fused=False))
+    cells = [keras_rnnx.GRUCell(3, dropout=0.5, recurrent_dropout=0.5), keras_rnnx.LSTMCell(2)]
+    layer = keras_rnnx.RNN(cells, return_sequences=True)
+    x = sequences()
+    training = keras.ops.convert_to_numpy(layer(x, training=True))
+    (call,) = kernel.calls
+    assert [entry[0] for entry in call.dropout_masks] == cells
+    gru_masks = call.dropout_masks[0]
+    assert len(gru_masks[1]) == len(gru_masks[2]) == 3  # one mask per gate, as Keras
+    assert call.dropout_masks[1][1:] == (None, None)  # no dropout, no masks
+    assert all(c.get_dropout_mask(x[:, 0]) is None for c in cells[1:])
+    assert getattr(cells[0], "_dropout_mask", None) is None
+    inference = keras.ops.convert_to_numpy(layer(x, training=False))
+    assert not np.allclose(training, inference)  # the masks applied in training
+
+
+def test_recurrent_call_facts_is_deprecated():
+    layer = keras_rnnx.SimpleRNN(2)
+    call = layer.prepare_call(sequences())
+    with pytest.warns(DeprecationWarning, match="facts"):
+        call.facts["kept"] = 1
+    with pytest.warns(DeprecationWarning):
+        assert call.facts == {"kept": 1}
+
+
+def test_fused_spec_rejects_bad_layouts():
+    with pytest.raises(ValueError, match="`mode`"):
+        keras_rnnx.FusedSpec(keras_rnnx.LSTMCell, "lstm2")
+    with pytest.raises(ValueError, match="`gate_order`"):
+        keras_rnnx.FusedSpec(keras_rnnx.GRUCell, "gru", gate_order=(0, 0, 1))
+    with pytest.raises(ValueError, match="`bias`"):
+        keras_rnnx.FusedSpec(keras_rnnx.GRUCell, "gru", bias="three")
+    with pytest.raises(TypeError, match="FusedSpec"):
+        keras_rnnx.register_fused_spec({"cell": keras_rnnx.GRUCell, "mode": "gru"})
+
+
+def test_fused_specs_of_the_built_in_cells():
+    specs = {
+        name: keras_rnnx.fused_spec(cell)
+        for name, cell in {
+            "lstm": keras_rnnx.LSTMCell(2),
+            "gru": keras_rnnx.GRUCell(2),
+            "gru_v1": keras_rnnx.GRUCell(2, reset_after=False),
+            "tanh": keras_rnnx.SimpleRNNCell(2),
+            "relu": keras_rnnx.SimpleRNNCell(2, activation="relu"),
+            "elu": keras_rnnx.SimpleRNNCell(2, activation="elu"),
+        }.items()
+    }
+    modes = {k: s and (s.mode, s.gates, s.states, s.gate_order) for k, s in specs.items()}
+    assert modes == {
+        "lstm": ("lstm", 4, 2, (0, 1, 2, 3)),
+        "gru": ("gru", 3, 1, (1, 0, 2)),
+        "gru_v1": None,
+        "tanh": ("rnn_tanh", 1, 1, (0,)),
+        "relu": ("rnn_relu", 1, 1, (0,)),
+        "elu": None,
+    }
+
+
+def test_vendor_weights_are_the_keras_weights_in_cudnn_layout():
+    cell = keras_rnnx.GRUCell(2)
+    cell.build((None, 3))
+    kernel, recurrent, bias = (keras.ops.convert_to_numpy(w) for w in cell.weights)
+    w_ih, w_hh, b_ih, b_hh = (
+        keras.ops.convert_to_numpy(w) for w in keras_rnnx.fused_spec(cell).vendor_weights(cell)
+    )
+    z, r, h = np.split(kernel, 3, axis=1)
+    np.testing.assert_array_equal(w_ih, np.concatenate([r, z, h], axis=1).T)
+    z, r, h = np.split(recurrent, 3, axis=1)
+    np.testing.assert_array_equal(w_hh, np.concatenate([r, z, h], axis=1).T)
+    for got, keras_bias in ((b_ih, bias[0]), (b_hh, bias[1])):
+        z, r, h = np.split(keras_bias, 3)
+        np.testing.assert_array_equal(got, np.concatenate([r, z, h]))

@@ -1,4 +1,5 @@
-"""What every cell shares: the state-size convention and fixed dropout masks.
+"""What every cell shares: the state-size convention, initial states, and the
+built-in cells' base class.
 
 A cell maps `(inputs_t, states_t) -> (output_t, states_t+1)` for one step and
 knows nothing about time; `keras_rnnx.RNN` owns the loop.
@@ -23,8 +24,12 @@ shape tuple is one output, a list or dict is a structure of outputs.
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 from keras import ops
+
+from keras_rnnx.cells.dropout import DropoutMasks, per_gate
 
 
 def _is_shape(size) -> bool:
@@ -87,76 +92,22 @@ def zeros_for(shapes, batch_size, dtype):
     return keras.tree.map_structure(lambda s: ops.zeros((batch_size, *s.dims), dtype=dtype), shapes)
 
 
-class DropoutMasks:
-    """Fixed-per-sequence dropout masks for a cell, as Keras's DropoutRNNCell.
-
-    The RNN layer asks for the masks once before the time loop (so the loop
-    itself is stateless, which `lax.scan` needs) and resets them after it. The
-    method names match Keras's, so Keras's `RNN` can drive these cells too.
-    A cell using this mixin has `dropout`, `recurrent_dropout` and
-    `seed_generator`; `dropout_mask_count` (gates with their own masks) is set
-    when recurrent dropout is on, as Keras does, so seeded masks match Keras's.
-    """
-
-    dropout_mask_count: int | None = None
-
-    def _create_dropout_mask(self, step_input, rate):
-        ones = ops.ones_like(step_input)
-        if self.dropout_mask_count is None:
-            return keras.random.dropout(ones, rate=rate, seed=self.seed_generator)
-        return [
-            keras.random.dropout(ones, rate=rate, seed=self.seed_generator)
-            for _ in range(self.dropout_mask_count)
-        ]
-
-    def get_dropout_mask(self, step_input):
-        """The input dropout mask for this sequence (created on first use).
-
-        Args:
-            step_input: one time step of the input, `(batch, features)`.
-
-        Returns:
-            A mask tensor (a list of them, one per gate, when recurrent dropout
-            is on), or `None` when `dropout` is 0.
-        """
-        if getattr(self, "_dropout_mask", None) is None and self.dropout > 0:
-            self._dropout_mask = self._create_dropout_mask(step_input, self.dropout)
-        return getattr(self, "_dropout_mask", None)
-
-    def get_recurrent_dropout_mask(self, state):
-        """The recurrent dropout mask for this sequence (created on first use).
-
-        Args:
-            state: the previous output state, `(batch, units)`.
-
-        Returns:
-            A mask tensor (or a list, one per gate), or `None` when
-            `recurrent_dropout` is 0.
-        """
-        if getattr(self, "_recurrent_dropout_mask", None) is None and self.recurrent_dropout > 0:
-            self._recurrent_dropout_mask = self._create_dropout_mask(state, self.recurrent_dropout)
-        return getattr(self, "_recurrent_dropout_mask", None)
-
-    def reset_dropout_mask(self):
-        """Forget the input dropout mask, so the next sequence draws a new one."""
-        self._dropout_mask = None
-
-    def reset_recurrent_dropout_mask(self):
-        """Forget the recurrent dropout mask."""
-        self._recurrent_dropout_mask = None
+def accepts_training(cell) -> bool:
+    """Whether `cell.call` takes a `training` argument."""
+    try:
+        return "training" in inspect.signature(cell.call).parameters
+    except (TypeError, ValueError):
+        return False
 
 
-def per_gate(mask, gates: int):
-    """A dropout mask as one entry per gate (`None` entries when absent)."""
-    if mask is None:
-        return [None] * gates
-    if isinstance(mask, (list, tuple)):
-        return list(mask)
-    return [mask] * gates
-
-
-def apply_mask(x, mask):
-    return x if mask is None else x * mask
+def initial_state(cell, batch_size, dtype):
+    """`cell.get_initial_state(batch_size)` if it has one, else zeros in the
+    structure of its `state_size` (a bare tensor for an int), as Keras's
+    `StackedRNNCells` hands each cell its states."""
+    get = getattr(cell, "get_initial_state", None)
+    if get is not None:
+        return get(batch_size=batch_size)
+    return zeros_for(state_shapes(cell), batch_size, dtype)
 
 
 def _get_option(getter, argument, value):

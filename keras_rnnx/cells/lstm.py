@@ -5,8 +5,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_rnnx.cells.base import BuiltinCell, apply_mask
-from keras_rnnx.registry import register_cell
+from keras_rnnx.cells.base import BuiltinCell
+from keras_rnnx.cells.dropout import apply_mask
+from keras_rnnx.cells.registry import register_cell
 
 
 @register_cell

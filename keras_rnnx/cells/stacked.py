@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
-
 import keras
 
-from keras_rnnx.cells.base import output_shapes, state_shapes, zeros_for
-from keras_rnnx.registry import register_cell
+from keras_rnnx.cells.base import accepts_training, initial_state, output_shapes, state_shapes
+from keras_rnnx.cells.registry import register_cell
 from keras_rnnx.saving import deserialize_part
-
-
-def accepts_training(cell) -> bool:
-    """Whether `cell.call` takes a `training` argument."""
-    try:
-        return "training" in inspect.signature(cell.call).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def initial_state(cell, batch_size, dtype):
-    """`cell.get_initial_state(batch_size)` if it has one, else zeros in the
-    structure of its `state_size` (a bare tensor for an int), as Keras's
-    `StackedRNNCells` hands each cell its states."""
-    get = getattr(cell, "get_initial_state", None)
-    if get is not None:
-        return get(batch_size=batch_size)
-    return zeros_for(state_shapes(cell), batch_size, dtype)
 
 
 @register_cell

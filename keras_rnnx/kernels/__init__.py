@@ -3,16 +3,14 @@
 import keras
 
 from keras_rnnx.kernels import reference  # noqa: F401  (registers the reference kernel)
-from keras_rnnx.kernels.empty import EMPTY, empty_result, is_empty
 from keras_rnnx.kernels.registry import (
     Kernel,
     RecurrentCall,
-    Selection,
     register_kernel,
     registered_kernels,
-    select,
-    select_bidirectional,
 )
+from keras_rnnx.kernels.selection import Selection, select, select_bidirectional
+from keras_rnnx.kernels.specs import FusedSpec, fused_spec, register_fused_spec
 
 # Each backend's kernels import that backend, so only the current one loads.
 if keras.backend.backend() == "torch":
@@ -23,12 +21,12 @@ elif keras.backend.backend() == "tensorflow":
     from keras_rnnx.kernels import tensorflow as _tensorflow  # noqa: F401
 
 __all__ = [
-    "EMPTY",
+    "FusedSpec",
     "Kernel",
     "RecurrentCall",
     "Selection",
-    "empty_result",
-    "is_empty",
+    "fused_spec",
+    "register_fused_spec",
     "register_kernel",
     "registered_kernels",
     "select",

@@ -20,9 +20,6 @@ def is_empty(call: RecurrentCall) -> bool:
     return 0 in tuple(keras.tree.flatten(call.inputs)[0].shape[:2])
 
 
-EMPTY = "empty"  # what `explain` reports for such a call
-
-
 def empty_result(call: RecurrentCall):
     """What a kernel returns for `call`, which `is_empty`."""
     batch, steps = tuple(keras.tree.flatten(call.inputs)[0].shape[:2])
@@ -31,3 +28,24 @@ def empty_result(call: RecurrentCall):
         lambda o: ops.zeros((batch, steps, *o.shape[1:]), dtype=o.dtype), last
     )
     return last, outputs, call.states
+
+
+class EmptyKernel:
+    """Runs sequences with no rows or no steps, as the module docstring says.
+
+    Not registered: selection runs it for every empty call before asking
+    the registered kernels, which then need not handle empty sequences.
+    """
+
+    name = "empty"
+    priority = 0
+    fused = True  # nothing to fuse: `use_cudnn=True` is satisfied
+
+    def why_not(self, call: RecurrentCall) -> str | None:
+        return None if is_empty(call) else "the sequences are not empty"
+
+    def run(self, call: RecurrentCall):
+        return empty_result(call)
+
+
+EMPTY = EmptyKernel()  # selection runs it for every empty call

@@ -1,8 +1,9 @@
 """What the fused (cuDNN-style) kernels share: which calls they can run, and
 masks as sequence lengths.
 
-A fused kernel runs the whole sequence with the built-in gate equations, so it
-needs a built-in cell with its default activations. Any mask becomes a length
+A fused kernel runs the whole sequence with a vendor's gate equations, so it
+runs a cell with a fused spec (`kernels/specs.py`) that matches its options.
+Any mask becomes a length
 per row: `valid_steps_first` moves each row's valid steps, in processing order
 (`go_backwards` reverses them), to the front; the kernel runs the rows as
 right-padded sequences (the padding comes after the data, so each row's valid
@@ -18,36 +19,24 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_rnnx.cells.gru import GRUCell
-from keras_rnnx.cells.lstm import LSTMCell
-from keras_rnnx.cells.simple_rnn import SimpleRNNCell
 from keras_rnnx.kernels.registry import RecurrentCall
+from keras_rnnx.kernels.specs import MODES, find_spec
 
-TANH, SIGMOID, RELU = (keras.activations.get(n) for n in ("tanh", "sigmoid", "relu"))
 
+def why_not_fused(call: RecurrentCall, modes=MODES, dtypes=("float32", "float64")):
+    """The reason a fused kernel that runs `modes` cannot run `call`'s cell,
+    or None.
 
-def why_not_fused(call: RecurrentCall, cells=(LSTMCell, GRUCell, SimpleRNNCell), dtypes=None):
-    """The reason a fused kernel for `cells` cannot run `call`'s cell, or None.
-
-    Covers the cell and the options; the mask and the device are each
-    kernel's own business.
+    Covers the cell's spec (see `kernels/specs.py`) and the call's options;
+    the mask and the device are each kernel's own business.
     """
-    cell = call.cell
-    if type(cell) not in cells:
-        names = ", ".join(c.__name__ for c in cells)
-        return f"no fused kernel for {type(cell).__name__} (fused: {names})"
+    _, reason = find_spec(call.cell, modes)
+    if reason is not None:
+        return reason
     if call.unroll:
         return "unroll=True asks for the unrolled loop"
-    if isinstance(cell, SimpleRNNCell):
-        if cell.activation not in (TANH, RELU):
-            return "activation is not tanh or relu"
-    elif cell.activation is not TANH or cell.recurrent_activation is not SIGMOID:
-        return "activation is not tanh or recurrent_activation is not sigmoid"
-    if isinstance(cell, GRUCell) and not cell.reset_after:
-        return "reset_after=False"
-    if call.training and cell.recurrent_dropout > 0:
+    if call.training and getattr(call.cell, "recurrent_dropout", 0) > 0:
         return "recurrent_dropout > 0 in training"
-    dtypes = dtypes or ("float32", "float64")
     dtype = keras.backend.standardize_dtype(keras.tree.flatten(call.inputs)[0].dtype)
     if dtype not in dtypes:
         return f"dtype is {dtype}, not {' or '.join(dtypes)}"
@@ -64,7 +53,7 @@ def why_not_one_call(kernel, forward: RecurrentCall, backward: RecurrentCall) ->
         return reason
     if _one_call_options(forward.cell) != _one_call_options(backward.cell):
         return "the directions' cells differ in their options"
-    if forward.training and forward.cell.dropout > 0:
+    if forward.training and getattr(forward.cell, "dropout", 0) > 0:
         return "input dropout in training gives each direction its own inputs"
     return None
 
@@ -73,14 +62,11 @@ def _one_call_options(cell):
     """What a one-call kernel needs the same in both directions (attributes,
     not `get_config`, which torch.compile cannot trace)."""
     return (
-        type(cell),
+        find_spec(cell)[0],
         cell.units,
-        cell.use_bias,
-        cell.activation,
-        getattr(cell, "recurrent_activation", None),
-        getattr(cell, "reset_after", None),
-        cell.dropout,
-        cell.recurrent_dropout,
+        getattr(cell, "bias", None) is None,
+        getattr(cell, "dropout", 0),
+        getattr(cell, "recurrent_dropout", 0),
     )
 
 
@@ -89,8 +75,9 @@ def dropped_inputs(call: RecurrentCall):
     training (a fused kernel runs one mask for the whole sequence, as Keras's
     cell does)."""
     x = keras.tree.flatten(call.inputs)[0]
-    if call.training and call.cell.dropout > 0:
-        x = x * call.cell.get_dropout_mask(x[:, 0])[:, None, :]
+    masks = [mask for cell, mask, _ in call.dropout_masks if cell is call.cell]
+    if call.training and masks and masks[0] is not None:
+        x = x * masks[0][:, None, :]
     return x
 
 

@@ -2,10 +2,10 @@
 the JAX backend.
 
 Keras's JAX backend runs cuDNN only for an unmasked LSTM (and then returns a
-`go_backwards` sequence flipped, unlike its other paths). cuDNN's LSTM takes one
-flat weight vector laid out as `(W_ih, W_hh, b_ih, b_hh)`, torch's gate order
-(i, f, g, o), which is Keras's (i, f, c, o): `W_ih = kernel.T`,
-`W_hh = recurrent_kernel.T`, `b_ih = bias` and `b_hh = 0`. It takes float32 only.
+`go_backwards` sequence flipped, unlike its other paths). `jax.experimental.rnn`
+runs the `"lstm"` mode only, so this kernel runs every cell with an LSTM fused
+spec (`kernels/specs.py`); it takes one flat weight vector, the spec's vendor
+layout `(W_ih, W_hh, b_ih, b_hh)` raveled, and float32 only.
 
 A mask, right- or left-padded or with holes, becomes `seq_lengths` (see
 `kernels/fused.py`), with no `lax.cond`: under `jax.jit` the compiled call
@@ -29,7 +29,6 @@ import keras
 from jax import numpy as jnp
 from jax.experimental import rnn
 
-from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.kernels.fused import (
     dropped_inputs,
     run_fused,
@@ -37,6 +36,7 @@ from keras_rnnx.kernels.fused import (
     why_not_one_call,
 )
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
+from keras_rnnx.kernels.specs import fused_spec
 
 WRONG_GRADIENTS = (
     "a mask with zero_output_for_mask (cuDNN's input gradients came out wrong here under "
@@ -64,14 +64,19 @@ def cudnn_lstm(x, h0, c0, weights, seq_lengths, *, input_size, hidden_size, bidi
     )
 
 
+MODES = ("lstm",)  # all that `jax.experimental.rnn` runs
+
+
 def cudnn_weights(*cells):
-    """The cells' weights (one per direction) as cuDNN's flat vector."""
+    """The cells' weights (one per direction) as cuDNN's flat vector: every
+    direction's matrices, then every direction's biases."""
     matrices, biases = [], []
     for cell in cells:
-        kernel, recurrent = cell.kernel.value, cell.recurrent_kernel.value
-        bias = cell.bias.value if cell.bias is not None else jnp.zeros(kernel.shape[1])
-        matrices += [kernel.T.ravel(), recurrent.T.ravel()]
-        biases += [bias.astype(kernel.dtype), jnp.zeros_like(bias, kernel.dtype)]
+        w_ih, w_hh, b_ih, b_hh = fused_spec(cell, MODES).vendor_weights(cell)
+        if b_ih is None:
+            b_ih = b_hh = jnp.zeros(w_ih.shape[0], w_ih.dtype)
+        matrices += [w_ih.ravel(), w_hh.ravel()]
+        biases += [b_ih, b_hh]
     return jnp.concatenate(matrices + biases)
 
 
@@ -81,7 +86,7 @@ class JaxCudnnLstmKernel:
     fused = True
 
     def why_not(self, call: RecurrentCall) -> str | None:
-        reason = why_not_fused(call, cells=(LSTMCell,), dtypes=("float32",))
+        reason = why_not_fused(call, modes=MODES, dtypes=("float32",))
         if reason is None and not on_gpu():
             return "no GPU (cuDNN's LSTM runs on a CUDA device only)"
         if reason is None and call.mask is not None and call.zero_output_for_mask:

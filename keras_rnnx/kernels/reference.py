@@ -16,8 +16,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_rnnx.cells.base import output_shapes, zeros_for
-from keras_rnnx.cells.stacked import accepts_training
+from keras_rnnx.cells.base import accepts_training, output_shapes, zeros_for
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
 
 
@@ -85,6 +84,10 @@ class ReferenceKernel:
         return None
 
     def run(self, call: RecurrentCall):
+        with call.dropout_on_cells():
+            return self._loop(call)
+
+    def _loop(self, call: RecurrentCall):
         flat_inputs = keras.tree.flatten(call.inputs)
         xs = [ops.moveaxis(x, 1, 0) for x in flat_inputs]  # time-major
         if call.mask is not None:

@@ -1,21 +1,21 @@
-"""Kernel registry and selection.
+"""The kernel registry: what a kernel is, what it is given, and registration.
 
-A kernel runs a whole recurrent sequence for some cells on some backends. Each
-registered kernel answers `why_not(call)`: `None` if it can run this call, else
-the reason it cannot. Selection walks kernels by priority (highest first) and
-takes the first that accepts; the reference kernel accepts everything and has
-the lowest priority. Selection reads only static facts of the call (backend,
-options, mask presence), so it happens once per trace.
+A kernel runs a whole recurrent sequence for some cells on some backends. A
+layer describes each call as a `RecurrentCall`; each registered kernel
+answers `why_not(call)`: `None` if it can run this call, else the reason it
+cannot. `kernels/selection.py` picks the kernel that runs it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from typing import Any, Protocol, runtime_checkable
 
 import keras
 
+from keras_rnnx.cells.dropout import masks_on_cells
 from keras_rnnx.plugins import load_entry_points
 
 logger = logging.getLogger("keras_rnnx")
@@ -25,12 +25,12 @@ logger = logging.getLogger("keras_rnnx")
 class RecurrentCall:
     """Everything a kernel needs to run one sequence; a layer makes one per call.
 
-    Kernels read it and never change it, except `facts`.
+    Kernels read it and never change it.
 
     Args:
         cell: the cell to run (already built).
-        inputs: the input structure: `(batch, time, ...)` tensors, dropout
-            already fixed per sequence by the layer.
+        inputs: the input structure: `(batch, time, ...)` tensors, in the
+            cell's compute dtype, zeros at masked steps.
         states: the initial state structure, as the cell's `state_size`.
         mask: a `(batch, time)` boolean tensor, or `None`.
         training: whether dropout is active.
@@ -39,11 +39,15 @@ class RecurrentCall:
         zero_output_for_mask: output zeros at masked steps instead of the
             previous step's output.
         return_sequences: the layer returns every step's output.
-        use_cudnn: the layer's `use_cudnn`: `"auto"`, `True` or `False`.
+        use_cudnn: the layer's `use_cudnn`: `"auto"`, `True` or `False`
+            (selection applies it; kernels need not read it).
         backend: the Keras backend's name.
-        facts: what kernels derive from the call once and share between
-            `why_not` and `run` (keyed by kernel), e.g. a mask's lengths read
-            from the device.
+        dropout_masks: the dropout masks drawn for this sequence, as
+            `(cell, input_mask, recurrent_mask)` for each cell that draws
+            them (a stacked cell's inner cells in order; a mask is `None`
+            when its rate is 0). They apply only when `training`. A fused
+            kernel multiplies the inputs by the input mask itself; a kernel
+            that runs `cell.call` runs it inside `call.dropout_on_cells()`.
 
     Returns:
         A dataclass instance.
@@ -75,7 +79,24 @@ class RecurrentCall:
     return_sequences: bool
     use_cudnn: Any = "auto"
     backend: str = dataclasses.field(default_factory=keras.backend.backend)
-    facts: dict = dataclasses.field(default_factory=dict)
+    dropout_masks: tuple = ()
+
+    def dropout_on_cells(self):
+        """A context in which the cells' own `get_dropout_mask` and
+        `get_recurrent_dropout_mask` return `dropout_masks`: a kernel that
+        runs `cell.call` step by step runs its loop inside it."""
+        return masks_on_cells(self.dropout_masks)
+
+    @property
+    def facts(self) -> dict:
+        """Deprecated: nothing reads it; a kernel derives what it needs in `run`."""
+        warnings.warn(
+            "RecurrentCall.facts is deprecated and will be removed: kernels derive "
+            "what they need from the call in `run`.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.__dict__.setdefault("_facts", {})
 
 
 @runtime_checkable
@@ -84,11 +105,13 @@ class Kernel(Protocol):
 
     Selection asks the registered kernels, highest `priority` first, whether
     they can run a call (`why_not(call)` returns `None`) and runs the first
-    that can; the reference loop (priority 0) runs anything. `why_not` must
-    decide from what is known when the layer is traced (the backend, the
-    cell and its options, whether there is a mask); a kernel that can only
-    tell at run time (say, from a mask's values) falls back inside `run`.
-    Its reason is what `keras_rnnx.explain` reports.
+    that can; the reference loop (priority 0) runs anything. The layer's
+    `use_cudnn` filters the kernels first: `False` leaves the reference loop
+    alone, `True` only the `fused` ones. `why_not` decides from what is known
+    when the layer is traced (the backend, the cell and its options, whether
+    there is a mask), and `run` then runs any call it accepted, whatever its
+    mask's values: there is no fallback at run time that `explain` would not
+    see. The reason is what `keras_rnnx.explain` reports.
 
     Attributes:
         name: the name `explain` reports, e.g. `"torch-fused"`.
@@ -144,10 +167,14 @@ class Kernel(Protocol):
             call: the `RecurrentCall` to run.
 
         Returns:
-            `(last_output, outputs, states)`: the last step's output, every
-            step's output `(batch, time, ...)` in processing order, and the
-            final states in the structure of `call.states`; what the
-            reference loop returns, to float rounding, gradients included.
+            `(last_output, outputs, states)`: the last step's output, the
+            steps' outputs in processing order, and the final states in the
+            structure of `call.states`; what the reference loop returns, to
+            float rounding, gradients included. `outputs` is every step's
+            output, `(batch, time, ...)`, when `call.return_sequences`;
+            otherwise the layer reads only `last_output`, and a kernel may
+            return any steps ending with the last (the TensorFlow loop
+            returns `(batch, 1, ...)`).
 
         Raises:
             Exception: only what the cell itself raises for its inputs; a call
@@ -205,7 +232,7 @@ def register_kernel(kernel: Kernel) -> Kernel:
     return kernel
 
 
-def discover_kernels(force: bool = False) -> None:
+def discover(force: bool = False) -> None:
     """Register the kernels installed packages declare (once; again with `force`)."""
     global _discovered
     if _discovered and not force:
@@ -215,91 +242,6 @@ def discover_kernels(force: bool = False) -> None:
         kernel = loaded() if isinstance(loaded, type) else loaded
         if kernel not in _KERNELS:
             register_kernel(kernel)
-
-
-@dataclasses.dataclass(frozen=True)
-class Selection:
-    """Which kernel ran a layer at its last trace, and why faster ones did not.
-
-    `keras_rnnx.explain(layer)` returns it; `str()` gives a readable report.
-
-    Args:
-        kernel: the name of the kernel that ran.
-        passed_over: `(kernel name, reason)` for each faster kernel that
-            declined, fastest first.
-
-    Returns:
-        A frozen dataclass instance.
-
-    Raises:
-        TypeError: `kernel` is missing (as any dataclass).
-
-    Examples:
-        >>> import keras_rnnx
-        >>> print(keras_rnnx.Selection("reference", (("fast", "no GPU"),)))
-        kernel: reference
-          not fast: no GPU
-    """
-
-    kernel: str
-    passed_over: tuple[tuple[str, str], ...] = ()
-
-    def __str__(self) -> str:
-        lines = [f"kernel: {self.kernel}"]
-        lines += [f"  not {name}: {reason}" for name, reason in self.passed_over]
-        return "\n".join(lines)
-
-
-def select(call: RecurrentCall) -> tuple[Kernel, Selection]:
-    """The kernel to run `call`, and the record of the choice.
-
-    Raises:
-        ValueError: `use_cudnn=True` and no fused kernel accepts the call.
-    """
-    discover_kernels()
-    passed_over = []
-    for kernel in _KERNELS:
-        if call.use_cudnn is False and kernel.priority > 0:
-            passed_over.append((kernel.name, "use_cudnn=False asks for the reference loop"))
-            continue
-        reason = kernel.why_not(call)
-        if reason is None:
-            if call.use_cudnn is True and not kernel.fused:
-                break
-            return kernel, Selection(kernel.name, tuple(passed_over))
-        passed_over.append((kernel.name, reason))
-    reasons = "; ".join(f"{n}: {r}" for n, r in passed_over if n) or (
-        f"no fused kernel is registered for {type(call.cell).__name__} "
-        f"on the {call.backend} backend"
-    )
-    raise ValueError(
-        "use_cudnn=True requires a fused kernel, and none can run this call "
-        f"({reasons}). Pass use_cudnn='auto' to fall back to the reference kernel."
-    )
-
-
-def select_bidirectional(forward: RecurrentCall, backward: RecurrentCall):
-    """A kernel to run both directions of a `Bidirectional` in one call.
-
-    Kernels offer it with `why_not_bidirectional(forward, backward)` and
-    `run_bidirectional(forward, backward)` (returning one `run` result per
-    direction). Returns `(kernel, Selection)`, or `(None, passed_over)` with
-    the reasons each such kernel declined.
-    """
-    discover_kernels()
-    passed_over = []
-    for kernel in _KERNELS:
-        if not hasattr(kernel, "run_bidirectional"):
-            continue
-        name = f"{kernel.name}-bidirectional"
-        if False in (forward.use_cudnn, backward.use_cudnn):
-            reason = "use_cudnn=False asks for the reference loop"
-        else:
-            reason = kernel.why_not_bidirectional(forward, backward)
-        if reason is None:
-            return kernel, Selection(name)
-        passed_over.append((name, reason))
-    return None, tuple(passed_over)
 
 
 def registered_kernels() -> list[Kernel]:
@@ -317,5 +259,5 @@ def registered_kernels() -> list[Kernel]:
         >>> keras_rnnx.registered_kernels()[-1].name
         'reference'
     """
-    discover_kernels()
+    discover()
     return list(_KERNELS)

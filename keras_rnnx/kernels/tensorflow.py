@@ -1,5 +1,6 @@
 """TensorFlow's kernels: a `tf.while_loop` over `cell.call` for any cell, and
-cuDNN's LSTM and GRU on a GPU. Imported only on TensorFlow.
+cuDNN (`CudnnRNNV3`) on a GPU for every cell with an LSTM or GRU fused spec
+(`kernels/specs.py`). Imported only on TensorFlow.
 
 The loop runs the reference loop's own step (`masked_step`), but states and the
 previous output are plain loop variables and only the outputs go to a
@@ -13,14 +14,13 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from keras_rnnx.cells.gru import GRUCell
-from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.kernels.fused import (
     run_fused,
     why_not_fused,
 )
 from keras_rnnx.kernels.reference import masked_step, zero_outputs
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
+from keras_rnnx.kernels.specs import fused_spec
 
 
 class TensorFlowLoopKernel:
@@ -34,6 +34,10 @@ class TensorFlowLoopKernel:
         return None
 
     def run(self, call: RecurrentCall):
+        with call.dropout_on_cells():
+            return self._loop(call)
+
+    def _loop(self, call: RecurrentCall):
         flat_inputs = [tf.convert_to_tensor(x) for x in keras.tree.flatten(call.inputs)]
         xs = [tf.transpose(x, [1, 0, *range(2, len(x.shape))]) for x in flat_inputs]
         mask = None if call.mask is None else tf.transpose(tf.cast(call.mask, tf.bool))
@@ -98,25 +102,19 @@ def cudnn_rnn(x, h0, c0, params, lengths, rnn_mode):
     return y, h[:, 0], c[:, 0]
 
 
-def cudnn_params(cell):
-    """The cell's weights as cuDNN's flat vector: each gate's matrix transposed,
-    input matrices then recurrent ones, then input and recurrent biases. LSTM
-    gates (i, f, c, o) are cuDNN's; GRU's (z, r, h) become (r, z, h)."""
-    gates = 4 if isinstance(cell, LSTMCell) else 3
-    kernel, recurrent = cell.kernel.value, cell.recurrent_kernel.value
-    bias = cell.bias.value if cell.bias is not None else None
-    if isinstance(cell, LSTMCell):
-        bias = tf.zeros([4 * cell.units], kernel.dtype) if bias is None else bias
-        biases = tf.split(tf.concat([tf.zeros_like(bias), bias], 0), 8)
-    else:
-        bias = tf.zeros([2, 3 * cell.units], kernel.dtype) if bias is None else bias
-        biases = tf.split(tf.reshape(bias, [-1]), 6)
-    weights = tf.split(kernel, gates, axis=1) + tf.split(recurrent, gates, axis=1)
-    if isinstance(cell, GRUCell):
-        for order in (weights, biases):
-            order[0], order[1], order[3], order[4] = order[1], order[0], order[4], order[3]
-    flat = [tf.reshape(tf.transpose(w), [-1]) for w in weights] + biases
-    return tf.concat(flat, axis=0)
+def cudnn_params(spec, cell):
+    """The cell's weights as cuDNN's flat vector: the spec's vendor layout
+    `(w_ih, w_hh, b_ih, b_hh)` raveled (each gate's matrix transposed, input
+    matrices then recurrent ones, then input and recurrent biases)."""
+    w_ih, w_hh, b_ih, b_hh = spec.vendor_weights(cell)
+    if b_ih is None:
+        b_ih = b_hh = tf.zeros([w_ih.shape[0]], w_ih.dtype)
+    return tf.concat([tf.reshape(w, [-1]) for w in (w_ih, w_hh, b_ih, b_hh)], axis=0)
+
+
+# CudnnRNNV3 runs all four, but Keras runs cuDNN for LSTM and GRU only, and
+# no TensorFlow GPU build could be installed here to check the simple RNNs.
+MODES = ("lstm", "gru")
 
 
 class TensorFlowCudnnKernel:
@@ -133,26 +131,24 @@ class TensorFlowCudnnKernel:
     xla = False  # CudnnRNNV3 has no XLA kernel
 
     def why_not(self, call: RecurrentCall) -> str | None:
-        reason = why_not_fused(call, cells=(LSTMCell, GRUCell))
+        reason = why_not_fused(call, modes=MODES)
         if reason is None and not on_gpu():
             return "no GPU (CudnnRNNV3 runs on a CUDA device only)"
         return reason
 
     def run(self, call: RecurrentCall):
-        cell = call.cell
-        lstm = isinstance(cell, LSTMCell)
+        spec = fused_spec(call.cell, MODES)
 
         def vendor(x, lengths, states):
             h0 = states[0]
-            c0 = states[1] if lstm else tf.zeros_like(h0)
+            c0 = states[1] if spec.states == 2 else tf.zeros_like(h0)
             if lengths is None:
                 lengths = tf.fill([tf.shape(x)[0]], tf.shape(x)[1])
             # cuDNN wants every row to have a step; `run_fused` gives a row
             # with none its initial states back.
-            y, h, c = cudnn_rnn(
-                x, h0, c0, cudnn_params(cell), tf.maximum(lengths, 1), "lstm" if lstm else "gru"
-            )
-            return y, [h, c] if lstm else [h]
+            params = cudnn_params(spec, call.cell)
+            y, h, c = cudnn_rnn(x, h0, c0, params, tf.maximum(lengths, 1), spec.mode)
+            return y, [h, c][: spec.states]
 
         return run_fused(call, vendor)
 

@@ -1,11 +1,9 @@
-"""torch's fused RNN kernels (ATen/oneDNN on CPU, cuDNN on CUDA) for the
-built-in cells. Imported only on the torch backend.
+"""torch's fused RNN kernels (ATen/oneDNN on CPU, cuDNN on CUDA) for every
+cell with a fused spec (`kernels/specs.py`): all four vendor modes. Imported
+only on the torch backend.
 
-Weights are Keras's, viewed in torch's layout: `weight_ih = kernel.T`,
-`weight_hh = recurrent_kernel.T`; LSTM gates (i, f, c, o) are torch's (i, f, g,
-o); GRU gates (z, r, h) are reordered to torch's (r, z, n), and its
-`reset_after=True` bias `(2, 3H)` is torch's (b_ih, b_hh). Keras has one bias
-where torch adds two: the second is zeros.
+Weights are the spec's vendor layout, which is torch's (`weight_ih`,
+`weight_hh`, `bias_ih`, `bias_hh`).
 
 A mask (right- or left-padded, as `keras.utils.pad_sequences` pads by
 default, or with holes) runs the full-length kernel with each row's valid
@@ -31,38 +29,30 @@ from __future__ import annotations
 import keras
 import torch
 
-from keras_rnnx.cells.gru import GRUCell
-from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.kernels.fused import (
-    RELU,
     run_fused,
     why_not_fused,
     why_not_one_call,
 )
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
+from keras_rnnx.kernels.specs import fused_spec
+
+# The vendor call of each mode; each has a padded and a packed overload.
+_KERNELS = {
+    "lstm": torch._VF.lstm,
+    "gru": torch._VF.gru,
+    "rnn_tanh": torch._VF.rnn_tanh,
+    "rnn_relu": torch._VF.rnn_relu,
+}
 
 
-def _gru_to_torch(w, axis):
-    """Keras's (z, r, h) gate blocks as torch's (r, z, n)."""
-    z, r, h = torch.chunk(w, 3, dim=axis)
-    return torch.cat([r, z, h], dim=axis)
-
-
-def _params(cell, dtype):
-    """`[w_ih, w_hh, (b_ih, b_hh)]` in torch's layout and the inputs' `dtype`,
-    differentiable (a mixed-precision layer around a float32 cell reads its
-    weights cast to its own compute dtype)."""
-    kernel, recurrent = cell.kernel.value, cell.recurrent_kernel.value
-    if isinstance(cell, GRUCell):
-        kernel, recurrent = _gru_to_torch(kernel, 1), _gru_to_torch(recurrent, 1)
-    params = [kernel.T.contiguous(), recurrent.T.contiguous()]  # cuDNN needs them dense
-    if cell.bias is not None:
-        bias = cell.bias.value
-        if isinstance(cell, GRUCell):
-            params += [_gru_to_torch(bias[0], 0), _gru_to_torch(bias[1], 0)]
-        else:
-            params += [bias, torch.zeros_like(bias)]
-    return [p.to(dtype) for p in params]
+def _params(spec, cell, dtype):
+    """The cell's weights as torch's flat list `[w_ih, w_hh, (b_ih, b_hh)]`,
+    in the inputs' `dtype` (a mixed-precision layer around a float32 cell
+    reads its weights cast to its own compute dtype)."""
+    weights = spec.vendor_weights(cell, dtype)
+    # cuDNN needs them dense.
+    return [w.contiguous() for w in weights if w is not None]
 
 
 _SATURATE = 1e4
@@ -89,18 +79,18 @@ class TorchFusedKernel:
         return why_not_fused(call)
 
     def run(self, call: RecurrentCall):
-        cell = call.cell
+        spec = fused_spec(call.cell)
 
         def vendor(x, lengths, states):
             states = [s[None] for s in states]  # (1, B, H)
-            params = _params(cell, x.dtype)
-            if lengths is not None and _packs(cell):
-                y, final = _packed(cell, x, states, params, lengths)
+            params = _params(spec, call.cell, x.dtype)
+            if lengths is not None and _packs(spec):
+                y, final = _packed(spec, x, states, params, lengths)
             else:
-                if lengths is not None and isinstance(cell, LSTMCell):
+                if lengths is not None and spec.mode == "lstm":
                     x, params = _hold_cell_state_in_padding(x, params, lengths)
-                x = _inductor_trains(cell, x, params)
-                y, final = _fused(cell, x, states, params)
+                x = _inductor_trains(spec, x, params)
+                y, final = _fused(spec, x, states, params)
             return y, [s[0] for s in final]
 
         return run_fused(call, vendor)
@@ -118,9 +108,10 @@ class TorchFusedKernel:
             torch.stack([f, b])
             for f, b in zip(keras.tree.flatten(forward.states), keras.tree.flatten(backward.states))
         ]  # (2, B, H)
-        params = _params(forward.cell, x.dtype) + _params(backward.cell, x.dtype)
-        x = _inductor_trains(forward.cell, x, params)
-        y, final = _fused(forward.cell, x, states, params, bidirectional=True)
+        spec = fused_spec(forward.cell)
+        params = _params(spec, forward.cell, x.dtype) + _params(spec, backward.cell, x.dtype)
+        x = _inductor_trains(spec, x, params)
+        y, final = _fused(spec, x, states, params, bidirectional=True)
         units = forward.cell.units
         results = []
         for direction, (call, y_d) in enumerate(
@@ -131,11 +122,11 @@ class TorchFusedKernel:
         return results
 
 
-def _inductor_trains(cell, x, params):
+def _inductor_trains(spec, x, params):
     """`x`, tied to the weights when Inductor would otherwise decompose an
     LSTM to oneDNN's inference kernel in training (see the module docstring)."""
     if (
-        isinstance(cell, LSTMCell)
+        spec.mode == "lstm"
         and torch.compiler.is_compiling()
         and torch.is_grad_enabled()
         and params[0].requires_grad
@@ -145,17 +136,14 @@ def _inductor_trains(cell, x, params):
     return x
 
 
-def _packs(cell):
-    """Whether a masked call runs packed sequences: eager inference of a GRU or
-    SimpleRNN (packing reads the lengths on the host, which tracing cannot)."""
-    return (
-        not isinstance(cell, LSTMCell)
-        and not torch.is_grad_enabled()
-        and not torch.compiler.is_compiling()
-    )
+def _packs(spec):
+    """Whether a masked call runs packed sequences: eager inference of a cell
+    with one state (packing reads the lengths on the host, which tracing
+    cannot)."""
+    return spec.states == 1 and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
 
 
-def _packed(cell, x, states, params, lengths):
+def _packed(spec, x, states, params, lengths):
     """`_fused` over the valid steps only (they come first), as packed sequences.
 
     Measured here, that is faster in inference for GRU and SimpleRNN, and
@@ -165,8 +153,8 @@ def _packed(cell, x, states, params, lengths):
         x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
     )  # a row with no valid step runs one, undone by `run_fused`
     order, unorder = pack.sorted_indices, pack.unsorted_indices
-    flags = (cell.bias is not None, 1, 0.0, False, False)
-    y, h = _one_state_kernel(cell)(pack.data, pack.batch_sizes, states[0][:, order], params, *flags)
+    flags = (len(params) == 4, 1, 0.0, False, False)
+    y, h = _KERNELS[spec.mode](pack.data, pack.batch_sizes, states[0][:, order], params, *flags)
     y, _ = torch.nn.utils.rnn.pad_packed_sequence(
         torch.nn.utils.rnn.PackedSequence(y, pack.batch_sizes, order, unorder),
         batch_first=True,
@@ -175,23 +163,17 @@ def _packed(cell, x, states, params, lengths):
     return y, [h[:, unorder]]
 
 
-def _fused(cell, x, states, params, bidirectional=False):
+def _fused(spec, x, states, params, bidirectional=False):
     """`(outputs, [h, (c)])` from torch's fused kernel; states `(directions, B, H)`."""
     # `train` keeps cuDNN's reserve space for the backward pass (dropout is
     # 0 here), so it follows autograd, not the layer's `training`.
-    flags = (cell.bias is not None, 1, 0.0, torch.is_grad_enabled(), bidirectional, True)
-    if isinstance(cell, LSTMCell):
-        y, h, c = torch._VF.lstm(x, tuple(states), params, *flags)
+    has_biases = len(params) == 4 * (1 + bidirectional)  # (w_ih, w_hh, b_ih, b_hh) each
+    flags = (has_biases, 1, 0.0, torch.is_grad_enabled(), bidirectional, True)
+    if spec.states == 2:
+        y, h, c = _KERNELS[spec.mode](x, tuple(states), params, *flags)
         return y, [h, c]
-    y, h = _one_state_kernel(cell)(x, states[0], params, *flags)
+    y, h = _KERNELS[spec.mode](x, states[0], params, *flags)
     return y, [h]
-
-
-def _one_state_kernel(cell):
-    """torch's kernel for a GRU or SimpleRNN cell (padded and packed overloads)."""
-    if isinstance(cell, GRUCell):
-        return torch._VF.gru
-    return torch._VF.rnn_relu if cell.activation is RELU else torch._VF.rnn_tanh
 
 
 register_kernel(TorchFusedKernel())

@@ -213,25 +213,24 @@ class Bidirectional(keras.layers.Layer):
         )
 
     def _run_directions(self, sequences, forward_state, backward_state, mask, training):
+        """Both directions through the layers' kernel seam, in one kernel call
+        when a kernel runs both."""
         layers = (self.forward_layer, self.backward_layer)
         calls = [
-            layer._recurrent_call(sequences, state, mask, training)
+            layer.prepare_call(sequences, state, mask, training)
             for layer, state in zip(layers, (forward_state, backward_state))
         ]
-        try:
-            kernel, selection = None, ()
-            if not kernels.is_empty(calls[0]):
-                kernel, selection = kernels.select_bidirectional(*calls)
-            if kernel is not None:
-                for layer in layers:
-                    layer._record(selection)
-                results = kernel.run_bidirectional(*calls)
-            else:
-                results = [layer._run(c, passed_over=selection) for layer, c in zip(layers, calls)]
-        finally:
+        kernel, selection = kernels.select_bidirectional(*calls)
+        if kernel is not None:
             for layer in layers:
-                layer._reset_dropout()
-        return [layer._outputs(*result) for layer, result in zip(layers, results)]
+                layer.record_selection(selection, kernel)
+            results = kernel.run_bidirectional(*calls)
+        else:
+            results = [
+                layer.select_kernel(call, selection.passed_over).run(call)
+                for layer, call in zip(layers, calls)
+            ]
+        return [layer.finish_call(result) for layer, result in zip(layers, results)]
 
     @property
     def states(self):

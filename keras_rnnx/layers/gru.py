@@ -5,11 +5,11 @@ from __future__ import annotations
 import keras
 
 from keras_rnnx.cells.gru import GRUCell
-from keras_rnnx.layers.builtin import CellLayer
+from keras_rnnx.layers.builtin_rnn import BuiltinRNN
 
 
 @keras.saving.register_keras_serializable(package="keras_rnnx")
-class GRU(CellLayer):
+class GRU(BuiltinRNN):
     """Gated Recurrent Unit layer; a drop-in for `keras.layers.GRU`.
 
     `RNN(GRUCell(units, ...))` with Keras's weights (`gru_cell/kernel`,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import keras
 
 from keras_rnnx.cells.lstm import LSTMCell
-from keras_rnnx.layers.builtin import CellLayer
+from keras_rnnx.layers.builtin_rnn import BuiltinRNN
 
 
 @keras.saving.register_keras_serializable(package="keras_rnnx")
-class LSTM(CellLayer):
+class LSTM(BuiltinRNN):
     """Long Short-Term Memory layer; a drop-in for `keras.layers.LSTM`.
 
     `RNN(LSTMCell(units, ...))` with Keras's weights (`lstm_cell/kernel`,

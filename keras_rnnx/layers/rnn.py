@@ -6,8 +6,9 @@ import keras
 from keras import ops
 
 from keras_rnnx import kernels
-from keras_rnnx.cells.base import Shape, output_shapes, state_shapes
-from keras_rnnx.cells.stacked import StackedRNNCells, initial_state
+from keras_rnnx.cells.base import Shape, initial_state, output_shapes, state_shapes
+from keras_rnnx.cells.stacked import StackedRNNCells
+from keras_rnnx.kernels.empty import is_empty
 from keras_rnnx.kernels.registry import logger
 from keras_rnnx.saving import deserialize_part
 
@@ -317,15 +318,27 @@ class RNN(keras.layers.Layer):
         return ops.cast(mask, "bool")
 
     def call(self, sequences, initial_state=None, mask=None, training=None):
-        call = self._recurrent_call(sequences, initial_state, mask, training)
-        try:
-            result = self._run(call)
-        finally:
-            self._reset_dropout()
-        return self._outputs(*result)
+        call = self.prepare_call(sequences, initial_state, mask, training)
+        return self.finish_call(self.select_kernel(call).run(call))
 
-    def _recurrent_call(self, sequences, initial_state, mask, training):
-        """Check the call's arguments, draw dropout masks; the kernel's call."""
+    # The seam between the layer and its kernels: prepare a call, select a
+    # kernel, run it, finish. `Bidirectional` drives its directions through it.
+
+    def prepare_call(self, sequences, initial_state=None, mask=None, training=None):
+        """Check a call's arguments and describe it for the kernels.
+
+        Draws the dropout masks for the sequence (as Keras does, in
+        inference too, so seeded masks stay in step).
+
+        Args:
+            sequences, initial_state, mask, training: as for calling the layer.
+
+        Returns:
+            A `RecurrentCall`.
+
+        Raises:
+            ValueError: as calling the layer does, for bad arguments.
+        """
         flat_inputs = [ops.convert_to_tensor(x) for x in keras.tree.flatten(sequences)]
         # In the cell's compute dtype, as its own call would cast them (a cell
         # passed in keeps its dtype policy): fused kernels use its weights as they are.
@@ -374,41 +387,66 @@ class RNN(keras.layers.Layer):
             return_sequences=self.return_sequences,
             use_cudnn=self.use_cudnn,
         )
-        if not kernels.is_empty(call):
-            # Drawn even in inference, as Keras does, so seeded masks stay in step.
-            _prepare_dropout(self.cell, flat_inputs[0][:, 0], states)
+        if not is_empty(call):
+            call.dropout_masks = _draw_dropout_masks(self.cell, flat_inputs[0][:, 0], states)
         return call
 
-    def _run(self, call, passed_over=()):
-        """Select a kernel (recording `passed_over` before its own) and run it."""
-        if kernels.is_empty(call):
-            self._record(kernels.Selection(kernels.EMPTY))
-            return kernels.empty_result(call)
+    def select_kernel(self, call, passed_over=()):
+        """The kernel to run `call`, recorded for `explain`.
+
+        Args:
+            call: what `prepare_call` returned.
+            passed_over: `(kernel, reason)` pairs declined before (by a
+                `Bidirectional`'s one-call kernels), recorded first.
+
+        Returns:
+            The kernel; `kernel.run(call)` runs the sequence.
+
+        Raises:
+            ValueError: `use_cudnn=True` and no fused kernel accepts the call.
+        """
         kernel, selection = kernels.select(call)
         passed_over = (*passed_over, *selection.passed_over)
-        self._record(kernels.Selection(selection.kernel, passed_over))
+        self.record_selection(kernels.Selection(selection.kernel, passed_over), kernel)
+        return kernel
+
+    def record_selection(self, selection, kernel):
+        """Record that `kernel` runs this layer: what `explain` reports.
+
+        `select_kernel` records its choice; a caller that runs the layer's
+        call another way (`Bidirectional`'s one-call kernels) records it.
+
+        Args:
+            selection: the `Selection`.
+            kernel: the kernel that runs the call.
+        """
         if not getattr(kernel, "xla", True):
             # As Keras does for cuDNN: a model holding this layer is not
             # XLA-compiled under `jit_compile="auto"`.
             self.supports_jit = False
-        return kernel.run(call)
-
-    def _reset_dropout(self):
-        for cell in _cells(self.cell):
-            if hasattr(cell, "reset_dropout_mask"):
-                cell.reset_dropout_mask()
-                cell.reset_recurrent_dropout_mask()
-
-    def _record(self, selection):
         if selection != self._selection:
             logger.debug("%s: %s", self.name, selection)
             self._untracked(selection=selection)
 
-    def _outputs(self, last_output, outputs, final_states):
-        """Update stateful states; the layer's return value."""
+    @property
+    def selection(self):
+        """The `Selection` of the kernel that ran this layer at its last
+        trace, or `None` before its first call (`keras_rnnx.explain`)."""
+        return self._selection
+
+    def finish_call(self, result):
+        """The layer's return value from a kernel's result; updates a
+        stateful layer's states.
+
+        Args:
+            result: `(last_output, outputs, states)`, as `Kernel.run` returns.
+
+        Returns:
+            What calling the layer returns.
+        """
         # In the layer's compute dtype, as Keras's (a shared cell may have its own).
         last_output, outputs, final_states = keras.tree.map_structure(
-            lambda t: ops.cast(t, self.compute_dtype), (last_output, outputs, final_states)
+            lambda t: ops.cast(t, self.compute_dtype), tuple(result)
         )
         if self.stateful:
             for variable, value in zip(
@@ -456,22 +494,21 @@ def _zero_masked_steps(x, mask):
     return ops.where(mask, x, ops.zeros_like(x))
 
 
-def _cells(cell):
-    """The cell and, for stacked cells, each inner cell, in order."""
+def _draw_dropout_masks(cell, step_input, states):
+    """Each cell's dropout masks for one sequence, drawn once before the
+    (stateless) loop: `(cell, input_mask, recurrent_mask)` per cell that has
+    them, as `RecurrentCall.dropout_masks`. The cells keep none."""
     if isinstance(cell, StackedRNNCells):
-        return [c for inner in cell.cells for c in _cells(inner)]
-    return [cell]
-
-
-def _prepare_dropout(cell, step_input, states):
-    """Draw each cell's dropout masks once, before the (stateless) loop."""
-    if isinstance(cell, StackedRNNCells):
-        batch = ops.shape(step_input)[0]
+        masks, batch = (), ops.shape(step_input)[0]
         for inner, inner_states in zip(cell.cells, states):
-            _prepare_dropout(inner, step_input, inner_states)
+            masks += _draw_dropout_masks(inner, step_input, inner_states)
             dims = keras.tree.flatten(output_shapes(inner))[0].dims
             step_input = ops.zeros((batch, *dims), dtype=step_input.dtype)
-    elif hasattr(cell, "get_dropout_mask"):
-        first_state = keras.tree.flatten(states)[0]
-        cell.get_dropout_mask(step_input)
-        cell.get_recurrent_dropout_mask(first_state)
+        return masks
+    if not hasattr(cell, "get_dropout_mask"):
+        return ()
+    mask = cell.get_dropout_mask(step_input)
+    recurrent_mask = cell.get_recurrent_dropout_mask(keras.tree.flatten(states)[0])
+    cell.reset_dropout_mask()
+    cell.reset_recurrent_dropout_mask()
+    return ((cell, mask, recurrent_mask),)

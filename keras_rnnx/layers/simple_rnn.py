@@ -5,11 +5,11 @@ from __future__ import annotations
 import keras
 
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
-from keras_rnnx.layers.builtin import CellLayer
+from keras_rnnx.layers.builtin_rnn import BuiltinRNN
 
 
 @keras.saving.register_keras_serializable(package="keras_rnnx")
-class SimpleRNN(CellLayer):
+class SimpleRNN(BuiltinRNN):
     """Fully connected RNN layer; a drop-in for `keras.layers.SimpleRNN`.
 
     `RNN(SimpleRNNCell(units, ...))` with Keras's weights

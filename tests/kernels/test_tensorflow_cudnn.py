@@ -21,6 +21,7 @@ from oracle import (
     make_mask,
     mask_kwargs,
     only_on,
+    plugin_cell,
     sequences,
     stand_in_off_gpu,
     states_for,
@@ -142,3 +143,19 @@ def test_without_a_gpu_it_says_so():
     assert ("tf-cudnn", "no GPU (CudnnRNNV3 runs on a CUDA device only)") in (
         keras_rnnx.explain(layer).passed_over
     )
+
+
+@pytest.mark.parametrize("layer", ("LSTM", "GRU"))
+def test_a_plugin_cell_with_a_fused_spec_runs_cudnn(cudnn, monkeypatch, layer):
+    cell = plugin_cell(monkeypatch, layer)
+    make = lambda **kw: keras_rnnx.RNN(cell(UNITS), return_sequences=True, **kw)  # noqa: E731
+    fused, reference = fast_and_reference(make, return_state=True)
+    assert_matches_reference(fused, reference, sequences(), **mask_kwargs("left"))
+    assert keras_rnnx.explain(fused).kernel == "tf-cudnn"
+
+
+def test_a_simple_rnn_spec_is_not_run_by_cudnn_here(cudnn, monkeypatch):
+    cell = plugin_cell(monkeypatch, "SimpleRNN")
+    layer = keras_rnnx.RNN(cell(UNITS))
+    layer(sequences())
+    assert_declined(layer, "tf-cudnn", "no fused kernel for PluginSimpleRNNCell", ran="tf-while")

@@ -7,7 +7,7 @@ import keras
 from keras_rnnx.layers.rnn import RNN
 
 
-class CellLayer(RNN):
+class BuiltinRNN(RNN):
     """An `RNN` over one built-in cell, configured by the cell's options.
 
     Subclasses name `cell_class` and `cell_name` (the weight path segment,

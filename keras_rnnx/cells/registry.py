@@ -61,7 +61,7 @@ def register_cell(cls=None, *, package: str = "keras_rnnx", name: str | None = N
     return register if cls is None else register(cls)
 
 
-def discover_plugins(force: bool = False) -> None:
+def discover(force: bool = False) -> None:
     """Load the cells that installed packages declare under `keras_rnnx.cells`.
 
     Runs once per process (again with `force=True`). A plugin that raises while
@@ -95,5 +95,5 @@ def registered_cells() -> dict[str, type]:
         >>> keras_rnnx.registered_cells()["keras_rnnx>LSTMCell"] is keras_rnnx.LSTMCell
         True
     """
-    discover_plugins()
+    discover()
     return dict(_CELLS)

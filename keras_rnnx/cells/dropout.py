@@ -1,0 +1,106 @@
+"""Dropout masks fixed per sequence, as Keras's `DropoutRNNCell` draws them.
+
+The layer draws each cell's masks once, before the time loop (so the loop is
+stateless, which `lax.scan` needs), and hands them to the kernel in its
+`RecurrentCall`; a fused kernel applies the input mask itself, and a kernel
+that runs `cell.call` step by step puts them on the cells for the loop with
+`masks_on_cells`, where the cells' own `get_dropout_mask` finds them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+from keras import ops
+
+
+class DropoutMasks:
+    """Fixed-per-sequence dropout masks for a cell, as Keras's DropoutRNNCell.
+
+    The RNN layer asks for the masks once before the time loop (so the loop
+    itself is stateless, which `lax.scan` needs) and resets them after it. The
+    method names match Keras's, so Keras's `RNN` can drive these cells too.
+    A cell using this mixin has `dropout`, `recurrent_dropout` and
+    `seed_generator`; `dropout_mask_count` (gates with their own masks) is set
+    when recurrent dropout is on, as Keras does, so seeded masks match Keras's.
+    """
+
+    dropout_mask_count: int | None = None
+
+    def _create_dropout_mask(self, step_input, rate):
+        ones = ops.ones_like(step_input)
+        if self.dropout_mask_count is None:
+            return keras.random.dropout(ones, rate=rate, seed=self.seed_generator)
+        return [
+            keras.random.dropout(ones, rate=rate, seed=self.seed_generator)
+            for _ in range(self.dropout_mask_count)
+        ]
+
+    def get_dropout_mask(self, step_input):
+        """The input dropout mask for this sequence (created on first use).
+
+        Args:
+            step_input: one time step of the input, `(batch, features)`.
+
+        Returns:
+            A mask tensor (a list of them, one per gate, when recurrent dropout
+            is on), or `None` when `dropout` is 0.
+        """
+        if getattr(self, "_dropout_mask", None) is None and self.dropout > 0:
+            self._dropout_mask = self._create_dropout_mask(step_input, self.dropout)
+        return getattr(self, "_dropout_mask", None)
+
+    def get_recurrent_dropout_mask(self, state):
+        """The recurrent dropout mask for this sequence (created on first use).
+
+        Args:
+            state: the previous output state, `(batch, units)`.
+
+        Returns:
+            A mask tensor (or a list, one per gate), or `None` when
+            `recurrent_dropout` is 0.
+        """
+        if getattr(self, "_recurrent_dropout_mask", None) is None and self.recurrent_dropout > 0:
+            self._recurrent_dropout_mask = self._create_dropout_mask(state, self.recurrent_dropout)
+        return getattr(self, "_recurrent_dropout_mask", None)
+
+    def reset_dropout_mask(self):
+        """Forget the input dropout mask, so the next sequence draws a new one."""
+        self._dropout_mask = None
+
+    def reset_recurrent_dropout_mask(self):
+        """Forget the recurrent dropout mask."""
+        self._recurrent_dropout_mask = None
+
+
+def per_gate(mask, gates: int):
+    """A dropout mask as one entry per gate (`None` entries when absent)."""
+    if mask is None:
+        return [None] * gates
+    if isinstance(mask, (list, tuple)):
+        return list(mask)
+    return [mask] * gates
+
+
+def apply_mask(x, mask):
+    return x if mask is None else x * mask
+
+
+@contextlib.contextmanager
+def masks_on_cells(masks):
+    """Within the block, each cell's `get_dropout_mask` and
+    `get_recurrent_dropout_mask` return the masks drawn for this sequence.
+
+    Args:
+        masks: `(cell, input_mask, recurrent_mask)` entries, as
+            `RecurrentCall.dropout_masks`.
+    """
+    for cell, mask, recurrent_mask in masks:
+        # The attributes Keras's `DropoutRNNCell` and `DropoutMasks` cache them in.
+        cell._dropout_mask, cell._recurrent_dropout_mask = mask, recurrent_mask
+    try:
+        yield
+    finally:
+        for cell, _, _ in masks:
+            cell._dropout_mask = cell._recurrent_dropout_mask = None

@@ -1,0 +1,122 @@
+"""Kernel selection: which registered kernel runs a call, and why.
+
+Selection reads only static facts of the call (backend, cell and options,
+mask presence), so it happens once per trace. The layer's `use_cudnn` filters
+the kernels first; then the first, highest priority first, whose `why_not`
+returns `None` runs the call. `explain` reports the `Selection`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from keras_rnnx.kernels.empty import EMPTY, is_empty
+from keras_rnnx.kernels.registry import Kernel, RecurrentCall, registered_kernels
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """Which kernel ran a layer at its last trace, and why faster ones did not.
+
+    `keras_rnnx.explain(layer)` returns it; `str()` gives a readable report.
+
+    Args:
+        kernel: the name of the kernel that ran (`None` from
+            `select_bidirectional` when no kernel runs both directions in one
+            call).
+        passed_over: `(kernel name, reason)` for each faster kernel that
+            declined, fastest first.
+
+    Returns:
+        A frozen dataclass instance.
+
+    Raises:
+        TypeError: `kernel` is missing (as any dataclass).
+
+    Examples:
+        >>> import keras_rnnx
+        >>> print(keras_rnnx.Selection("reference", (("fast", "no GPU"),)))
+        kernel: reference
+          not fast: no GPU
+    """
+
+    kernel: str | None
+    passed_over: tuple[tuple[str, str], ...] = ()
+
+    def __str__(self) -> str:
+        lines = [f"kernel: {self.kernel}"]
+        lines += [f"  not {name}: {reason}" for name, reason in self.passed_over]
+        return "\n".join(lines)
+
+
+def candidates(use_cudnn) -> tuple[list[Kernel], list[tuple[str, str]]]:
+    """The kernels selection may try for a layer's `use_cudnn`, best first,
+    and `(name, reason)` for those it filters out that would rank above them.
+
+    `False` leaves the reference loop (priority 0) alone; `True` the fused
+    kernels; `"auto"` every kernel.
+    """
+    kernels = registered_kernels()
+    if use_cudnn is False:
+        reason = "use_cudnn=False asks for the reference loop"
+        return [k for k in kernels if k.priority <= 0], [
+            (k.name, reason) for k in kernels if k.priority > 0
+        ]
+    if use_cudnn is True:
+        return [k for k in kernels if k.fused], []
+    return kernels, []
+
+
+def select(call: RecurrentCall) -> tuple[Kernel, Selection]:
+    """The kernel to run `call`, and the record of the choice.
+
+    Raises:
+        ValueError: `use_cudnn=True` and no fused kernel accepts the call.
+    """
+    if is_empty(call):
+        return EMPTY, Selection(EMPTY.name)
+    kernels, passed_over = candidates(call.use_cudnn)
+    for kernel in kernels:
+        reason = kernel.why_not(call)
+        if reason is None:
+            return kernel, Selection(kernel.name, tuple(passed_over))
+        passed_over.append((kernel.name, reason))
+    reasons = "; ".join(f"{n}: {r}" for n, r in passed_over if n) or (
+        f"no fused kernel is registered for {type(call.cell).__name__} "
+        f"on the {call.backend} backend"
+    )
+    raise ValueError(
+        "use_cudnn=True requires a fused kernel, and none can run this call "
+        f"({reasons}). Pass use_cudnn='auto' to fall back to the reference kernel."
+    )
+
+
+def select_bidirectional(
+    forward: RecurrentCall, backward: RecurrentCall
+) -> tuple[Kernel | None, Selection]:
+    """A kernel to run both directions of a `Bidirectional` in one call.
+
+    Kernels offer it with `why_not_bidirectional(forward, backward)` and
+    `run_bidirectional(forward, backward)` (returning one `run` result per
+    direction).
+
+    Returns:
+        `(kernel, Selection)`; when none accepts, `(None, Selection(None,
+        passed_over))` with the reason each such kernel declined, and each
+        direction then selects its own kernel.
+    """
+    if is_empty(forward):
+        return None, Selection(None)
+    one_call = {k.name for k in registered_kernels() if hasattr(k, "run_bidirectional")}
+    use_cudnn = False if False in (forward.use_cudnn, backward.use_cudnn) else "auto"
+    kernels, filtered = candidates(use_cudnn)
+    passed_over = [(f"{n}-bidirectional", r) for n, r in filtered if n in one_call]
+    for kernel in kernels:
+        if kernel.name not in one_call:
+            continue
+        name = f"{kernel.name}-bidirectional"
+        reason = kernel.why_not_bidirectional(forward, backward)
+        if reason is None:
+            return kernel, Selection(name, tuple(passed_over))
+        passed_over.append((name, reason))
+    return None, Selection(None, tuple(passed_over))
