@@ -26,8 +26,10 @@ from keras_rnnx.cells.gru import GRUCell
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
 
-MODES = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+# The vendor modes, with their gate blocks and states per unit.
+GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 STATES = {"lstm": 2, "gru": 1, "rnn_tanh": 1, "rnn_relu": 1}
+MODES = tuple(GATES)
 BIAS_LAYOUTS = ("one", "two")
 
 TANH, SIGMOID, RELU = (keras.activations.get(n) for n in ("tanh", "sigmoid", "relu"))
@@ -104,20 +106,16 @@ class FusedSpec:
     @property
     def gates(self) -> int:
         """Gate blocks per unit: 4 for LSTM, 3 for GRU, 1 for a simple RNN."""
-        return {"lstm": 4, "gru": 3}.get(self.mode, 1)
+        return GATES[self.mode]
 
     @property
     def states(self) -> int:
         """How many states the cell has: 2 (`h`, `c`) for LSTM, else 1."""
         return STATES[self.mode]
 
-    def why_not(self, cell) -> str | None:
-        """The option of `cell` these equations do not fit, or None."""
-        for name, wanted in self.options.items():
-            value = getattr(cell, name, None)
-            if value is not wanted and value != wanted:
-                return _mismatch(name, value, [wanted])
-        return None
+    def fits(self, cell) -> bool:
+        """Whether `cell` has the option values these equations need."""
+        return all(_is(getattr(cell, name, None), v) for name, v in self.options.items())
 
     def vendor_weights(self, cell, dtype=None):
         """`[w_ih, w_hh, b_ih, b_hh]` of `cell` in the vendor layout (see the
@@ -143,6 +141,10 @@ class FusedSpec:
             return w
         blocks = ops.split(w, self.gates, axis=0)
         return ops.concatenate([blocks[i] for i in self.gate_order], axis=0)
+
+
+def _is(value, wanted) -> bool:
+    return value is wanted or value == wanted
 
 
 def _name(value) -> str:
@@ -222,26 +224,30 @@ def find_spec(cell, modes=MODES) -> tuple[FusedSpec | None, str | None]:
         fused = dict.fromkeys(s.cell.__name__ for s in _SPECS if s.mode in modes)
         return None, f"no fused kernel for {type(cell).__name__} (fused: {', '.join(fused)})"
     for spec in ours:
-        if spec.why_not(cell) is None:
+        if spec.fits(cell):
             return spec, None
     # Name every value some spec accepts, option by option.
     reasons = []
     for name in dict.fromkeys(n for s in ours for n in s.options):
         allowed = []
         for a in (s.options[name] for s in ours if name in s.options):
-            allowed += [] if any(a is b for b in allowed) else [a]
+            allowed += [] if any(_is(a, b) for b in allowed) else [a]
         value = getattr(cell, name, None)
-        if not any(value is a or value == a for a in allowed):
+        if not any(_is(value, a) for a in allowed):
             reasons.append(_mismatch(name, value, allowed))
     return None, " or ".join(reasons)
 
 
-_GATES = {"activation": TANH, "recurrent_activation": SIGMOID}
+_ACTIVATIONS = {"activation": TANH, "recurrent_activation": SIGMOID}
 
 for _spec in (
-    FusedSpec(LSTMCell, "lstm", options=_GATES),
+    FusedSpec(LSTMCell, "lstm", options=_ACTIVATIONS),
     FusedSpec(
-        GRUCell, "gru", gate_order=(1, 0, 2), bias="two", options={**_GATES, "reset_after": True}
+        GRUCell,
+        "gru",
+        gate_order=(1, 0, 2),
+        bias="two",
+        options={**_ACTIVATIONS, "reset_after": True},
     ),
     FusedSpec(SimpleRNNCell, "rnn_tanh", options={"activation": TANH}),
     FusedSpec(SimpleRNNCell, "rnn_relu", options={"activation": RELU}),
