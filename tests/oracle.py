@@ -167,3 +167,25 @@ def plugin_cell(monkeypatch, layer, with_spec=True):
         }
         keras_rnnx.register_fused_spec(keras_rnnx.FusedSpec(cell, **spec))
     return cell
+
+
+def assert_plugin_cell_runs(monkeypatch, layer, kernel, mask_kind):
+    """A plugin's variant of `layer`'s cell, with its fused spec, runs `kernel`
+    and matches the reference loop."""
+    import keras_rnnx
+
+    cell = plugin_cell(monkeypatch, layer)
+    make = lambda **kw: keras_rnnx.RNN(cell(UNITS), return_sequences=True, **kw)  # noqa: E731
+    fused, reference = fast_and_reference(make, return_state=True)
+    assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
+    assert keras_rnnx.explain(fused).kernel == kernel
+
+
+def assert_plugin_cell_declined(monkeypatch, layer, kernel, ran, with_spec=True):
+    """A plugin's variant of `layer`'s cell runs `ran`, `kernel` declining it."""
+    import keras_rnnx
+
+    cell = plugin_cell(monkeypatch, layer, with_spec)
+    rnn = keras_rnnx.RNN(cell(UNITS))
+    rnn(sequences())
+    assert_declined(rnn, kernel, f"no fused kernel for Plugin{layer}Cell", ran=ran)

@@ -19,11 +19,12 @@ from oracle import (
     assert_all_close,
     assert_declined,
     assert_matches_reference,
+    assert_plugin_cell_declined,
+    assert_plugin_cell_runs,
     fast_and_reference,
     make_mask,
     mask_kwargs,
     only_on,
-    plugin_cell,
     sequences,
     stand_in_off_gpu,
     states_for,
@@ -185,15 +186,8 @@ def test_without_a_gpu_it_says_so():
 
 
 def test_a_plugin_cell_with_an_lstm_spec_runs_cudnn(cudnn, monkeypatch):
-    cell = plugin_cell(monkeypatch, "LSTM")
-    make = lambda **kw: keras_rnnx.RNN(cell(UNITS), return_sequences=True, **kw)  # noqa: E731
-    fused, reference = fast_and_reference(make, return_state=True)
-    assert_matches_reference(fused, reference, sequences(), **mask_kwargs("right"))
-    assert keras_rnnx.explain(fused).kernel == "jax-cudnn"
+    assert_plugin_cell_runs(monkeypatch, "LSTM", "jax-cudnn", "right")
 
 
 def test_a_gru_spec_is_not_run_by_jax_cudnn(cudnn, monkeypatch):
-    cell = plugin_cell(monkeypatch, "GRU")
-    layer = keras_rnnx.RNN(cell(UNITS))
-    layer(sequences())
-    assert_declined(layer, "jax-cudnn", "no fused kernel for PluginGRUCell", ran="reference")
+    assert_plugin_cell_declined(monkeypatch, "GRU", "jax-cudnn", "reference")

@@ -17,11 +17,12 @@ from oracle import (
     assert_all_close,
     assert_declined,
     assert_matches_reference,
+    assert_plugin_cell_declined,
+    assert_plugin_cell_runs,
     fast_and_reference,
     make_mask,
     mask_kwargs,
     only_on,
-    plugin_cell,
     sequences,
     stand_in_off_gpu,
     states_for,
@@ -147,15 +148,8 @@ def test_without_a_gpu_it_says_so():
 
 @pytest.mark.parametrize("layer", ("LSTM", "GRU"))
 def test_a_plugin_cell_with_a_fused_spec_runs_cudnn(cudnn, monkeypatch, layer):
-    cell = plugin_cell(monkeypatch, layer)
-    make = lambda **kw: keras_rnnx.RNN(cell(UNITS), return_sequences=True, **kw)  # noqa: E731
-    fused, reference = fast_and_reference(make, return_state=True)
-    assert_matches_reference(fused, reference, sequences(), **mask_kwargs("left"))
-    assert keras_rnnx.explain(fused).kernel == "tf-cudnn"
+    assert_plugin_cell_runs(monkeypatch, layer, "tf-cudnn", "left")
 
 
 def test_a_simple_rnn_spec_is_not_run_by_cudnn_here(cudnn, monkeypatch):
-    cell = plugin_cell(monkeypatch, "SimpleRNN")
-    layer = keras_rnnx.RNN(cell(UNITS))
-    layer(sequences())
-    assert_declined(layer, "tf-cudnn", "no fused kernel for PluginSimpleRNNCell", ran="tf-while")
+    assert_plugin_cell_declined(monkeypatch, "SimpleRNN", "tf-cudnn", "tf-while")

@@ -15,10 +15,11 @@ from oracle import (
     assert_all_close,
     assert_declined,
     assert_matches_reference,
+    assert_plugin_cell_declined,
+    assert_plugin_cell_runs,
     fast_and_reference,
     mask_kwargs,
     only_on,
-    plugin_cell,
     sequences,
     states_for,
 )
@@ -209,15 +210,8 @@ def test_inference_without_autograd_runs_packed_sequences(monkeypatch, layer, ma
 @pytest.mark.parametrize("layer", ("LSTM", "GRU", "SimpleRNN"))
 @pytest.mark.parametrize("mask_kind", ("none", "left"))
 def test_a_plugin_cell_with_a_fused_spec_runs_fused(monkeypatch, layer, mask_kind):
-    cell = plugin_cell(monkeypatch, layer)
-    make = lambda **kw: keras_rnnx.RNN(cell(UNITS), return_sequences=True, **kw)  # noqa: E731
-    fused, reference = fast_and_reference(make, return_state=True)
-    assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
-    assert keras_rnnx.explain(fused).kernel == "torch-fused"
+    assert_plugin_cell_runs(monkeypatch, layer, "torch-fused", mask_kind)
 
 
 def test_a_plugin_cell_without_a_fused_spec_runs_the_loop(monkeypatch):
-    cell = plugin_cell(monkeypatch, "GRU", with_spec=False)
-    layer = keras_rnnx.RNN(cell(UNITS))
-    layer(sequences())
-    assert_declined(layer, "torch-fused", "no fused kernel for PluginGRUCell", ran="reference")
+    assert_plugin_cell_declined(monkeypatch, "GRU", "torch-fused", "reference", with_spec=False)
