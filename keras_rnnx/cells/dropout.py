@@ -18,9 +18,11 @@ from keras import ops
 class DropoutMasks:
     """Fixed-per-sequence dropout masks for a cell, as Keras's DropoutRNNCell.
 
-    The RNN layer asks for the masks once before the time loop (so the loop
-    itself is stateless, which `lax.scan` needs) and resets them after it. The
-    method names match Keras's, so Keras's `RNN` can drive these cells too.
+    The RNN layer draws the masks through these methods once before the time
+    loop (so the loop itself is stateless, which `lax.scan` needs) and resets
+    them at once; a kernel running the cell step by step puts them back for
+    its loop (`masks_on_cells`). The method names match Keras's, so Keras's
+    `RNN` can drive these cells too.
     A cell using this mixin has `dropout`, `recurrent_dropout` and
     `seed_generator`; `dropout_mask_count` (gates with their own masks) is set
     when recurrent dropout is on, as Keras does, so seeded masks match Keras's.
