@@ -204,7 +204,7 @@ def fused_spec(cell, modes=MODES) -> FusedSpec | None:
         The first registered spec for `type(cell)` whose options the cell has.
 
     Raises:
-        Nothing.
+        Nothing: a cell with no spec gives `None`.
 
     Examples:
         >>> import keras_rnnx
