@@ -34,7 +34,9 @@ def to_numpy(x):
 def _loss(outputs, coefficients):
     flat = keras.tree.flatten(outputs)
     return sum(
-        keras.ops.sum(o * keras.ops.convert_to_tensor(c)) for o, c in zip(flat, coefficients)
+        # In float32: a mixed-precision layer outputs its compute dtype.
+        keras.ops.sum(keras.ops.cast(o, "float32") * keras.ops.convert_to_tensor(c))
+        for o, c in zip(flat, coefficients)
     )
 
 

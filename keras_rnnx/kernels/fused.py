@@ -22,8 +22,10 @@ from keras import ops
 from keras_rnnx.kernels.registry import RecurrentCall
 from keras_rnnx.kernels.specs import MODES, find_spec
 
+FLOATS = ("float32", "float64", "bfloat16", "float16")
 
-def why_not_fused(call: RecurrentCall, modes=MODES, dtypes=("float32", "float64")):
+
+def why_not_fused(call: RecurrentCall, modes=MODES, dtypes=FLOATS):
     """The reason a fused kernel that runs `modes` cannot run `call`'s cell,
     or None.
 
@@ -138,17 +140,30 @@ def masked_outputs(y, h0, counts, zero_output_for_mask):
     return ops.where(shown[..., None], y, ops.zeros_like(y)), last
 
 
-def run_fused(call: RecurrentCall, vendor):
+def in_vendor_dtype(x, states, dtypes):
+    """`(x, states, compute dtype)`: `x` and `states` in float32 unless their
+    dtype is one of `dtypes`, those a vendor op takes."""
+    compute = keras.backend.standardize_dtype(x.dtype)
+    if compute not in dtypes:
+        x, states = ops.cast(x, "float32"), [ops.cast(s, "float32") for s in states]
+    return x, states, compute
+
+
+def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
     """Run `call` through a vendor's fused kernel: the path every backend shares.
 
     `vendor(x, lengths, states) -> (outputs, final_states)` runs batch-major
     `x` in processing order, rows right-padded to `lengths` (None when
     unmasked), from the flat initial `states`; it returns every step's
     output and the flat states after each row's last valid step (a row with
-    no valid step may run one). Returns what `Kernel.run` returns.
+    no valid step may run one). It runs in `x`'s dtype: one of `dtypes`, the
+    dtypes the vendor op takes; inputs of another float dtype (bfloat16 where
+    cuDNN has no bfloat16 RNN) run in float32, and the results are cast back.
+    Returns what `Kernel.run` returns.
     """
-    x = dropped_inputs(call)
-    states = keras.tree.flatten(call.states)
+    x, states, compute = in_vendor_dtype(
+        dropped_inputs(call), keras.tree.flatten(call.states), dtypes
+    )
     if call.mask is None:
         x = ops.flip(x, axis=1) if call.go_backwards else x
         y, final = vendor(x, None, states)
@@ -160,4 +175,5 @@ def run_fused(call: RecurrentCall, vendor):
         final = [h] + [
             keep_initial_where_empty(lengths, s, s0) for s, s0 in zip(final[1:], states[1:])
         ]
+    y, final = ops.cast(y, compute), [ops.cast(s, compute) for s in final]
     return y[:, -1], y, keras.tree.pack_sequence_as(call.states, final)

@@ -5,7 +5,9 @@ Keras's JAX backend runs cuDNN only for an unmasked LSTM (and then returns a
 `go_backwards` sequence flipped, unlike its other paths). `jax.experimental.rnn`
 runs the `"lstm"` mode only, so this kernel runs every cell with an LSTM fused
 spec (`kernels/specs.py`); it takes one flat weight vector, the spec's vendor
-layout `(W_ih, W_hh, b_ih, b_hh)` raveled, and float32 only.
+layout `(W_ih, W_hh, b_ih, b_hh)` raveled, and float32 only: under a mixed
+precision policy the kernel runs in float32 and casts its results to the
+compute dtype (the variables are float32 already).
 
 A mask, right- or left-padded or with holes, becomes `seq_lengths` (see
 `kernels/fused.py`), with no `lax.cond`: under `jax.jit` the compiled call
@@ -31,6 +33,7 @@ from jax.experimental import rnn
 
 from keras_rnnx.kernels.fused import (
     dropped_inputs,
+    in_vendor_dtype,
     run_fused,
     why_not_fused,
     why_not_one_call,
@@ -65,14 +68,15 @@ def cudnn_lstm(x, h0, c0, weights, seq_lengths, *, input_size, hidden_size, bidi
 
 
 MODES = ("lstm",)  # all that `jax.experimental.rnn` runs
+DTYPES = ("float32",)  # the others run in float32, cast back
 
 
 def cudnn_weights(*cells):
-    """The cells' weights (one per direction) as cuDNN's flat vector: every
-    direction's matrices, then every direction's biases."""
+    """The cells' weights (one per direction) as cuDNN's flat float32 vector:
+    every direction's matrices, then every direction's biases."""
     matrices, biases = [], []
     for cell in cells:
-        w_ih, w_hh, b_ih, b_hh = fused_spec(cell, MODES).vendor_weights(cell)
+        w_ih, w_hh, b_ih, b_hh = fused_spec(cell, MODES).vendor_weights(cell, "float32")
         if b_ih is None:
             b_ih = b_hh = jnp.zeros(w_ih.shape[0], w_ih.dtype)
         matrices += [w_ih.ravel(), w_hh.ravel()]
@@ -86,7 +90,7 @@ class JaxCudnnLstmKernel:
     fused = True
 
     def why_not(self, call: RecurrentCall) -> str | None:
-        reason = why_not_fused(call, modes=MODES, dtypes=("float32",))
+        reason = why_not_fused(call, modes=MODES)
         if reason is None and not on_gpu():
             return "no GPU (cuDNN's LSTM runs on a CUDA device only)"
         if reason is None and call.mask is not None and call.zero_output_for_mask:
@@ -115,7 +119,7 @@ class JaxCudnnLstmKernel:
             )
             return y, [h[0], c[0]]
 
-        return run_fused(call, vendor)
+        return run_fused(call, vendor, dtypes=DTYPES)
 
     def why_not_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
         if forward.mask is not None:
@@ -125,8 +129,8 @@ class JaxCudnnLstmKernel:
 
     def run_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
         """Both directions in one cuDNN call (unmasked)."""
-        x = dropped_inputs(forward)
-        (hf, cf), (hb, cb) = (keras.tree.flatten(c.states) for c in (forward, backward))
+        states = keras.tree.flatten(forward.states) + keras.tree.flatten(backward.states)
+        x, (hf, cf, hb, cb), compute = in_vendor_dtype(dropped_inputs(forward), states, DTYPES)
         units = forward.cell.units
         y, h, c = cudnn_lstm(
             x,
@@ -138,6 +142,7 @@ class JaxCudnnLstmKernel:
             hidden_size=units,
             bidirectional=True,
         )
+        y, h, c = y.astype(compute), h.astype(compute), c.astype(compute)
         # The backward half comes in input order; its own order is reversed.
         y_f, y_b = y[..., :units], jnp.flip(y[..., units:], axis=1)
         return [

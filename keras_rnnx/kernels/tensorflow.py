@@ -102,11 +102,11 @@ def cudnn_rnn(x, h0, c0, params, lengths, rnn_mode):
     return y, h[:, 0], c[:, 0]
 
 
-def cudnn_params(spec, cell):
+def cudnn_params(spec, cell, dtype):
     """The cell's weights as cuDNN's flat vector: the spec's vendor layout
     `(w_ih, w_hh, b_ih, b_hh)` raveled (each gate's matrix transposed, input
-    matrices then recurrent ones, then input and recurrent biases)."""
-    w_ih, w_hh, b_ih, b_hh = spec.vendor_weights(cell)
+    matrices then recurrent ones, then input and recurrent biases), in `dtype`."""
+    w_ih, w_hh, b_ih, b_hh = spec.vendor_weights(cell, dtype)
     if b_ih is None:
         b_ih = b_hh = tf.zeros([w_ih.shape[0]], w_ih.dtype)
     return tf.concat([tf.reshape(w, [-1]) for w in (w_ih, w_hh, b_ih, b_hh)], axis=0)
@@ -115,6 +115,8 @@ def cudnn_params(spec, cell):
 # CudnnRNNV3 runs all four, but Keras runs cuDNN for LSTM and GRU only, and
 # no TensorFlow GPU build could be installed here to check the simple RNNs.
 MODES = ("lstm", "gru")
+# CudnnRNNV3's types; bfloat16 runs in float32, cast back.
+DTYPES = ("float16", "float32", "float64")
 
 
 class TensorFlowCudnnKernel:
@@ -146,11 +148,11 @@ class TensorFlowCudnnKernel:
                 lengths = tf.fill([tf.shape(x)[0]], tf.shape(x)[1])
             # cuDNN wants every row to have a step; `run_fused` gives a row
             # with none its initial states back.
-            params = cudnn_params(spec, call.cell)
+            params = cudnn_params(spec, call.cell, x.dtype)
             y, h, c = cudnn_rnn(x, h0, c0, params, tf.maximum(lengths, 1), spec.mode)
             return y, [h, c][: spec.states]
 
-        return run_fused(call, vendor)
+        return run_fused(call, vendor, dtypes=DTYPES)
 
 
 register_kernel(TensorFlowLoopKernel())

@@ -15,6 +15,7 @@ import pytest
 from backend_utils import to_numpy
 from oracle import (
     KERNEL_OPTIONS,
+    MIXED_TOLERANCE,
     UNITS,
     assert_all_close,
     assert_declined,
@@ -162,7 +163,6 @@ def test_bidirectional_last_outputs_and_initial_state(cudnn):
         (lambda: keras_rnnx.GRU(UNITS), "no fused kernel for GRUCell"),
         (lambda: keras_rnnx.LSTM(UNITS, unroll=True), "unroll=True"),
         (lambda: keras_rnnx.LSTM(UNITS, activation="relu"), "activation is not tanh"),
-        (lambda: keras_rnnx.LSTM(UNITS, dtype="mixed_float16"), "dtype is float16, not float32"),
     ],
 )
 def test_declines_with_a_reason(cudnn, make, reason):
@@ -191,3 +191,24 @@ def test_a_plugin_cell_with_an_lstm_spec_runs_cudnn(cudnn, monkeypatch):
 
 def test_a_gru_spec_is_not_run_by_jax_cudnn(cudnn, monkeypatch):
     assert_plugin_cell_declined(monkeypatch, "GRU", "jax-cudnn", "reference")
+
+
+@pytest.mark.parametrize("policy", MIXED_TOLERANCE)
+@pytest.mark.parametrize("mask_kind", ("none", "right"))
+def test_mixed_precision_runs_cudnn_in_float32(cudnn, policy, mask_kind):
+    fused, reference = _pair(dtype=policy, return_sequences=True, return_state=True)
+    x, tolerance = sequences(), MIXED_TOLERANCE[policy]
+    assert_matches_reference(fused, reference, x, tolerance, **mask_kwargs(mask_kind))
+    assert keras_rnnx.explain(fused).kernel == "jax-cudnn"
+    assert fused(x)[0].dtype == policy.removeprefix("mixed_")
+
+
+def test_mixed_precision_bidirectional_runs_one_cudnn_call(cudnn):
+    policy = "mixed_bfloat16"
+    fused, reference = fast_and_reference(
+        lambda **kw: keras_rnnx.Bidirectional(
+            keras_rnnx.LSTM(UNITS, dtype=policy, **kw), dtype=policy
+        )
+    )
+    assert_matches_reference(fused, reference, sequences(), MIXED_TOLERANCE["mixed_bfloat16"])
+    assert keras_rnnx.explain(fused)["forward"].kernel == "jax-cudnn-bidirectional"

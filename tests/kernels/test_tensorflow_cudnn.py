@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 from oracle import (
     KERNEL_OPTIONS,
+    MIXED_TOLERANCE,
     UNITS,
     assert_all_close,
     assert_declined,
@@ -153,3 +154,13 @@ def test_a_plugin_cell_with_a_fused_spec_runs_cudnn(cudnn, monkeypatch, layer):
 
 def test_a_simple_rnn_spec_is_not_run_by_cudnn_here(cudnn, monkeypatch):
     assert_plugin_cell_declined(monkeypatch, "SimpleRNN", "tf-cudnn", "tf-while")
+
+
+@pytest.mark.parametrize("policy", MIXED_TOLERANCE)
+@pytest.mark.parametrize("layer", ("LSTM", "GRU"))
+def test_mixed_precision_runs_cudnn(cudnn, layer, policy):
+    # float16 runs as CudnnRNNV3's half type; bfloat16, which it lacks, in float32.
+    fused, reference = _pair(layer, dtype=policy, return_sequences=True, return_state=True)
+    x, tolerance = sequences(), MIXED_TOLERANCE[policy]
+    assert_matches_reference(fused, reference, x, tolerance, **mask_kwargs("left"))
+    assert keras_rnnx.explain(fused).kernel == "tf-cudnn"

@@ -10,6 +10,7 @@ from backend_utils import coefficients_for, outputs_and_gradients, to_numpy
 from oracle import (
     BATCH,
     KERNEL_OPTIONS,
+    MIXED_TOLERANCE,
     STEPS,
     UNITS,
     assert_all_close,
@@ -215,3 +216,26 @@ def test_a_plugin_cell_with_a_fused_spec_runs_fused(monkeypatch, layer, mask_kin
 
 def test_a_plugin_cell_without_a_fused_spec_runs_the_loop(monkeypatch):
     assert_plugin_cell_declined(monkeypatch, "GRU", "torch-fused", "reference", with_spec=False)
+
+
+@pytest.mark.parametrize("policy", MIXED_TOLERANCE)
+@pytest.mark.parametrize("mask_kind", ("none", "left"))
+@pytest.mark.parametrize("layer", LAYERS)
+def test_fused_runs_mixed_precision(layer, mask_kind, policy):
+    fused, reference = _pair(layer, dtype=policy, return_sequences=True, return_state=True)
+    x, tolerance = sequences(), MIXED_TOLERANCE[policy]
+    assert_matches_reference(fused, reference, x, tolerance, **mask_kwargs(mask_kind))
+    assert keras_rnnx.explain(fused).kernel == "torch-fused"
+
+
+def test_fused_runs_a_float16_layer_and_a_mixed_bidirectional():
+    # torch has no float16 QR on CPU, which Keras's orthogonal initializer uses.
+    layer = keras_rnnx.GRU(
+        UNITS, dtype="float16", recurrent_initializer="glorot_uniform", return_sequences=True
+    )
+    assert to_numpy(layer(sequences())).dtype == np.float16
+    assert keras_rnnx.explain(layer).kernel == "torch-fused"
+    policy = "mixed_bfloat16"
+    bidirectional = keras_rnnx.Bidirectional(keras_rnnx.LSTM(UNITS, dtype=policy), dtype=policy)
+    bidirectional(sequences())
+    assert keras_rnnx.explain(bidirectional)["forward"].kernel == "torch-fused-bidirectional"

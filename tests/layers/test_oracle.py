@@ -11,6 +11,7 @@ from oracle import (
     BATCH,
     FEATURES,
     MASK_KINDS,
+    MIXED_TOLERANCE,
     STEPS,
     UNITS,
     assert_all_close,
@@ -247,3 +248,46 @@ def test_bidirectional_last_output_and_initial_state(layer):
     ours.set_weights(theirs.get_weights())
     states = states_for(theirs.forward_layer) + states_for(theirs.backward_layer, seed=4)
     _compare(ours, theirs, x, initial_state=states, mask=make_mask("left"))
+
+
+@pytest.mark.parametrize("mask_kind", ("none", "left"))
+@pytest.mark.parametrize("policy", MIXED_TOLERANCE)
+@pytest.mark.parametrize("layer", LAYERS)
+def test_mixed_precision_matches_keras(layer, policy, mask_kind):
+    tolerance = MIXED_TOLERANCE[policy]
+    options = {"dtype": policy, "return_sequences": True, "return_state": True}
+    ours, theirs = twins(
+        getattr(keras_rnnx, layer),
+        getattr(keras.layers, layer),
+        (BATCH, STEPS, FEATURES),
+        UNITS,
+        **options,
+    )
+    x, kwargs = sequences(), mask_kwargs(mask_kind)
+    coefficients = coefficients_for(theirs(x, **kwargs))
+    out_ours, grad_ours = outputs_and_gradients(ours, x, coefficients, **kwargs)
+    out_theirs, grad_theirs = outputs_and_gradients(theirs, x, coefficients, **kwargs)
+    assert_all_close(out_ours, out_theirs, f"{policy} outputs", tolerance, tolerance)
+    assert_all_close(grad_ours, grad_theirs, f"{policy} gradients", tolerance, tolerance)
+    compute = policy.removeprefix("mixed_")
+    dtypes = {keras.backend.standardize_dtype(t.dtype) for t in keras.tree.flatten(ours(x))}
+    assert dtypes == {compute}  # Keras's policy: the compute dtype out...
+    assert {w.dtype for w in ours.weights} == {"float32"}  # ...float32 variables
+
+
+@pytest.mark.parametrize("policy", MIXED_TOLERANCE)
+def test_mixed_precision_fit_stays_finite(policy):
+    model = keras.Sequential(
+        [
+            keras.Input((STEPS, FEATURES)),
+            keras_rnnx.Bidirectional(keras_rnnx.LSTM(8, return_sequences=True, dtype=policy)),
+            keras_rnnx.GRU(8, dtype=policy),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile("adam", "mse")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, STEPS, FEATURES)).astype("float32")
+    history = model.fit(x, rng.normal(size=(16, 1)), batch_size=8, epochs=3, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert history.history["loss"][-1] < history.history["loss"][0]
