@@ -3,10 +3,14 @@ cuDNN (`CudnnRNNV3`) on a GPU for every cell with an LSTM or GRU fused spec
 (`kernels/specs.py`). Imported only on TensorFlow.
 
 The loop runs the reference loop's own step (`masked_step`), but states and the
-previous output are plain loop variables and only the outputs go to a
-`TensorArray` (only when the sequence is returned). Keras's `ops.scan` on
-TensorFlow routes the carry through a `TensorArray` each step and stacks it,
-which made the reference loop up to 1.7x slower than keras.layers here.
+previous output are plain loop variables; the inputs are read from
+`TensorArray`s and the outputs written to them (only when the sequence is
+returned). Keras's `ops.scan` on TensorFlow routes the carry through a
+`TensorArray` each step and stacks it, which made the reference loop up to 1.7x
+slower than keras.layers here; indexing the inputs (`x[t]`) made training 2x
+slower than keras.layers where gradients flow into the inputs (an epoch of the
+masked text model in `benchmarks/fit.py`), as each step's gradient of `x[t]` is a
+dense tensor the size of `x`.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ class TensorFlowLoopKernel:
             xs = [tf.reverse(x, [0]) for x in xs]
             mask = None if mask is None else tf.reverse(mask, [0])
         steps = tf.shape(xs[0])[0]
+        # Read step by step from TensorArrays: the gradient of `x[t]` inside
+        # the loop would be a dense `x`-sized tensor added up at every step.
+        inputs_ta = [tf.TensorArray(x.dtype, size=steps).unstack(x) for x in xs]
         output_structure = zero_outputs(call, tf.shape(xs[0])[1])
         flat_zero = keras.tree.flatten(output_structure)
         cell_step = masked_step(call, output_structure)
@@ -54,7 +61,8 @@ class TensorFlowLoopKernel:
 
         def body(t, flat_states, flat_prev, arrays):
             mask_t = None if mask is None else mask[t]
-            flat_new, flat_out = cell_step([x[t] for x in xs], mask_t, flat_states, flat_prev)
+            inputs_t = [a.read(t) for a in inputs_ta]
+            flat_new, flat_out = cell_step(inputs_t, mask_t, flat_states, flat_prev)
             arrays = [a.write(t, o) for a, o in zip(arrays, flat_out)]
             return t + 1, flat_new, flat_out, arrays
 
