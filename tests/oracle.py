@@ -195,3 +195,39 @@ def assert_plugin_cell_declined(monkeypatch, layer, kernel, ran, with_spec=True)
     rnn = keras_rnnx.RNN(cell(UNITS))
     rnn(sequences())
     assert_declined(rnn, kernel, f"no fused kernel for Plugin{layer}Cell", ran=ran)
+
+
+# Stacks of fused-family cells, as `RNN(cells)` takes them.
+STACKS = {
+    "LSTM-LSTM": lambda: [_cell("LSTMCell", 4), _cell("LSTMCell", UNITS)],
+    "GRU-LSTM": lambda: [_cell("GRUCell", 4), _cell("LSTMCell", UNITS)],
+    "LSTM-GRU": lambda: [_cell("LSTMCell", 4), _cell("GRUCell", UNITS)],
+    "nested-SimpleRNN": lambda: [
+        _stacked([_cell("GRUCell", 4), _cell("SimpleRNNCell", 4)]),
+        _cell("SimpleRNNCell", UNITS, activation="relu"),
+    ],
+}
+STACK_OPTIONS = ("default", "sequences_state", "backwards", "zero_output")
+
+
+def _cell(name, units, **options):
+    import keras_rnnx
+
+    return getattr(keras_rnnx, name)(units, **options)
+
+
+def _stacked(cells):
+    import keras_rnnx
+
+    return keras_rnnx.StackedRNNCells(cells)
+
+
+def assert_stack_runs(stack, kernel, mask_kind, **options):
+    """`RNN` over the stack `stack` (a `STACKS` key) runs `kernel` and
+    matches the reference loop."""
+    import keras_rnnx
+
+    make = lambda **kw: keras_rnnx.RNN(STACKS[stack](), **kw)  # noqa: E731
+    fused, reference = fast_and_reference(make, **options)
+    assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
+    assert keras_rnnx.explain(fused).kernel == kernel

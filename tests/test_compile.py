@@ -68,7 +68,7 @@ def _expected_kernel(name, masked):
     if BACKEND == "torch":
         if name == "bidirectional" and not masked:
             return "torch-fused-bidirectional"  # both directions in one call
-        return "torch-fused" if builtin else "reference"
+        return "torch-fused" if builtin or name == "stacked" else "reference"
     if BACKEND == "tensorflow":
         return "tf-while"  # XLA: no cuDNN kernel (Keras turns XLA off for that)
     return "jax-cudnn" if on_gpu() and name in ("lstm", "bidirectional") else "reference"

@@ -19,8 +19,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_rnnx.cells.stacked import StackedRNNCells
 from keras_rnnx.kernels.registry import RecurrentCall
-from keras_rnnx.kernels.specs import MODES, find_spec
+from keras_rnnx.kernels.specs import MODES, find_spec, fused_spec
 
 FLOATS = ("float32", "float64", "bfloat16", "float16")
 
@@ -29,20 +30,30 @@ def why_not_fused(call: RecurrentCall, modes=MODES, dtypes=FLOATS):
     """The reason a fused kernel that runs `modes` cannot run `call`'s cell,
     or None.
 
-    Covers the cell's spec (see `kernels/specs.py`) and the call's options;
-    the mask and the device are each kernel's own business.
+    Covers the cell's spec (see `kernels/specs.py`; for a stack, each cell's)
+    and the call's options; the mask and the device are each kernel's own
+    business.
     """
-    _, reason = find_spec(call.cell, modes)
-    if reason is not None:
-        return reason
+    for cell in fused_layers(call.cell):
+        _, reason = find_spec(cell, modes)
+        if reason is not None:
+            return reason
+        if call.training and getattr(cell, "recurrent_dropout", 0) > 0:
+            return "recurrent_dropout > 0 in training"
     if call.unroll:
         return "unroll=True asks for the unrolled loop"
-    if call.training and getattr(call.cell, "recurrent_dropout", 0) > 0:
-        return "recurrent_dropout > 0 in training"
     dtype = keras.backend.standardize_dtype(keras.tree.flatten(call.inputs)[0].dtype)
     if dtype not in dtypes:
         return f"dtype is {dtype}, not {' or '.join(dtypes)}"
     return None
+
+
+def fused_layers(cell) -> list:
+    """The cells a fused kernel runs one after another: `cell`, or a stack's
+    cells in order (nested stacks flattened)."""
+    if isinstance(cell, StackedRNNCells):
+        return [inner for c in cell.cells for inner in fused_layers(c)]
+    return [cell]
 
 
 def why_not_one_call(kernel, forward: RecurrentCall, backward: RecurrentCall) -> str | None:
@@ -50,6 +61,8 @@ def why_not_one_call(kernel, forward: RecurrentCall, backward: RecurrentCall) ->
     bidirectional call, or None (masks are each kernel's own business)."""
     if forward.go_backwards or not backward.go_backwards:
         return "the forward layer has go_backwards=True"
+    if len(fused_layers(forward.cell)) > 1:
+        return "stacked cells run each direction on its own"
     reason = kernel.why_not(forward) or kernel.why_not(backward)
     if reason is not None:
         return reason
@@ -72,14 +85,15 @@ def _one_call_options(cell):
     )
 
 
-def dropped_inputs(call: RecurrentCall):
-    """The call's single input, with the cell's input dropout mask applied in
-    training (a fused kernel runs one mask for the whole sequence, as Keras's
-    cell does)."""
-    x = keras.tree.flatten(call.inputs)[0]
-    masks = [mask for cell, mask, _ in call.dropout_masks if cell is call.cell]
+def dropped_inputs(call: RecurrentCall, x=None, cell=None):
+    """`x` (default: the call's single input) with `cell`'s (default: the
+    call's cell's) input dropout mask applied in training: a fused kernel runs
+    one mask for the whole sequence, as Keras's cell does."""
+    x = keras.tree.flatten(call.inputs)[0] if x is None else x
+    cell = call.cell if cell is None else cell
+    masks = [mask for c, mask, _ in call.dropout_masks if c is cell]
     if call.training and masks and masks[0] is not None:
-        x = x * masks[0][:, None, :]
+        x = x * ops.cast(masks[0], x.dtype)[:, None, :]
     return x
 
 
@@ -118,6 +132,14 @@ def valid_steps_first(x, mask, go_backwards):
     return _gather_steps(x, order), ops.cumsum(ops.cast(mask, "int32"), axis=1)
 
 
+def last_valid(y, lengths, h0):
+    """Each row's output at its last valid step of right-padded `y`, or `h0`
+    for a row with none."""
+    batch, _, units = ops.shape(y)
+    index = ops.broadcast_to(ops.maximum(lengths - 1, 0)[:, None, None], (batch, 1, units))
+    return keep_initial_where_empty(lengths, ops.take_along_axis(y, index, axis=1)[:, 0], h0)
+
+
 def masked_outputs(y, h0, counts, zero_output_for_mask):
     """The reference loop's outputs and last `h`, from a run of the valid steps.
 
@@ -127,11 +149,7 @@ def masked_outputs(y, h0, counts, zero_output_for_mask):
     repeats the previous valid step's output (zeros before the first one, or
     always zeros with `zero_output_for_mask`).
     """
-    batch, time, units = ops.shape(y)
-    lengths = counts[:, -1]
-    last_index = ops.maximum(lengths - 1, 0)[:, None, None]
-    last = ops.take_along_axis(y, ops.broadcast_to(last_index, (batch, 1, units)), axis=1)
-    last = keep_initial_where_empty(lengths, last[:, 0], h0)
+    last = last_valid(y, counts[:, -1], h0)
     shown = counts > 0  # a step at or after the row's first valid step
     if zero_output_for_mask:
         previous = ops.concatenate([ops.zeros_like(counts[:, :1]), counts[:, :-1]], axis=1)
@@ -152,28 +170,48 @@ def in_vendor_dtype(x, states, dtypes):
 def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
     """Run `call` through a vendor's fused kernel: the path every backend shares.
 
-    `vendor(x, lengths, states) -> (outputs, final_states)` runs batch-major
-    `x` in processing order, rows right-padded to `lengths` (None when
-    unmasked), from the flat initial `states`; it returns every step's
-    output and the flat states after each row's last valid step (a row with
-    no valid step may run one). It runs in `x`'s dtype: one of `dtypes`, the
-    dtypes the vendor op takes; inputs of another float dtype (bfloat16 where
-    cuDNN has no bfloat16 RNN) run in float32, and the results are cast back.
-    Returns what `Kernel.run` returns.
+    `vendor(cell, x, lengths, states) -> (outputs, final_states)` runs one
+    layer: `cell` over batch-major `x` in processing order, rows
+    right-padded to `lengths` (None when unmasked), from the flat initial
+    `states`; it returns every step's output and the flat final states. With
+    lengths, the outputs past a row's length and its final `h` may be
+    anything (they are put right here), its other states must be those after
+    its last valid step. A stack of cells runs one layer after another, each
+    on the one before's outputs, with the valid steps kept first throughout.
+
+    The vendor runs in `x`'s dtype: one of `dtypes`, the dtypes the vendor op
+    takes; inputs of another float dtype (bfloat16 where cuDNN has no
+    bfloat16 RNN) run in float32, and the results are cast back. Returns what
+    `Kernel.run` returns.
     """
-    x, states, compute = in_vendor_dtype(
-        dropped_inputs(call), keras.tree.flatten(call.states), dtypes
+    cells = fused_layers(call.cell)
+    flat_states = keras.tree.flatten(call.states)
+    x, flat_states, compute = in_vendor_dtype(
+        dropped_inputs(call, cell=cells[0]), flat_states, dtypes
     )
     if call.mask is None:
-        x = ops.flip(x, axis=1) if call.go_backwards else x
-        y, final = vendor(x, None, states)
+        x, counts, lengths = (ops.flip(x, axis=1) if call.go_backwards else x), None, None
     else:
         x, counts = valid_steps_first(x, call.mask, call.go_backwards)
         lengths = counts[:, -1]
-        y, final = vendor(x, lengths, states)
-        y, h = masked_outputs(y, states[0], counts, call.zero_output_for_mask)
-        final = [h] + [
-            keep_initial_where_empty(lengths, s, s0) for s, s0 in zip(final[1:], states[1:])
-        ]
+    final = []
+    for k, cell in enumerate(cells):
+        states, flat_states = _split(flat_states, fused_spec(cell).states)
+        if k > 0:
+            x = dropped_inputs(call, x, cell)
+        x, layer_final = vendor(cell, x, lengths, states)
+        if lengths is not None:
+            layer_final = [last_valid(x, lengths, states[0])] + [
+                keep_initial_where_empty(lengths, s, s0)
+                for s, s0 in zip(layer_final[1:], states[1:])
+            ]
+        final += layer_final
+    y = x
+    if counts is not None:
+        y, _ = masked_outputs(y, states[0], counts, call.zero_output_for_mask)
     y, final = ops.cast(y, compute), [ops.cast(s, compute) for s in final]
     return y[:, -1], y, keras.tree.pack_sequence_as(call.states, final)
+
+
+def _split(items, n):
+    return list(items[:n]), items[n:]

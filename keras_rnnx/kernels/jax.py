@@ -84,6 +84,26 @@ def cudnn_weights(*cells):
     return jnp.concatenate(matrices + biases)
 
 
+def _vendor(cell, x, lengths, states):
+    """One layer of `cell` through cuDNN's LSTM (see `run_fused`)."""
+    h0, c0 = states
+    if lengths is None:
+        lengths = jnp.full((x.shape[0],), x.shape[1], "int32")
+    # cuDNN wants every row to have a step; `run_fused` gives a row with none
+    # its initial states back.
+    y, h, c = cudnn_lstm(
+        x,
+        h0[None],
+        c0[None],
+        cudnn_weights(cell),
+        jnp.maximum(lengths, 1),
+        input_size=x.shape[-1],
+        hidden_size=cell.units,
+        bidirectional=False,
+    )
+    return y, [h[0], c[0]]
+
+
 class JaxCudnnLstmKernel:
     name = "jax-cudnn"
     priority = 10
@@ -99,27 +119,7 @@ class JaxCudnnLstmKernel:
         return reason
 
     def run(self, call: RecurrentCall):
-        cell = call.cell
-
-        def vendor(x, lengths, states):
-            h0, c0 = states
-            if lengths is None:
-                lengths = jnp.full((x.shape[0],), x.shape[1], "int32")
-            # cuDNN wants every row to have a step; `run_fused` gives a row
-            # with none its initial states back.
-            y, h, c = cudnn_lstm(
-                x,
-                h0[None],
-                c0[None],
-                cudnn_weights(cell),
-                jnp.maximum(lengths, 1),
-                input_size=x.shape[-1],
-                hidden_size=cell.units,
-                bidirectional=False,
-            )
-            return y, [h[0], c[0]]
-
-        return run_fused(call, vendor, dtypes=DTYPES)
+        return run_fused(call, _vendor, dtypes=DTYPES)
 
     def why_not_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
         if forward.mask is not None:

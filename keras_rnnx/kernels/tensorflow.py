@@ -127,6 +127,20 @@ MODES = ("lstm", "gru")
 DTYPES = ("float16", "float32", "float64")
 
 
+def _cudnn_vendor(cell, x, lengths, states):
+    """One layer of `cell` through `CudnnRNNV3` (see `run_fused`)."""
+    spec = fused_spec(cell, MODES)
+    h0 = states[0]
+    c0 = states[1] if spec.states == 2 else tf.zeros_like(h0)
+    if lengths is None:
+        lengths = tf.fill([tf.shape(x)[0]], tf.shape(x)[1])
+    # cuDNN wants every row to have a step; `run_fused` gives a row with none
+    # its initial states back.
+    params = cudnn_params(spec, cell, x.dtype)
+    y, h, c = cudnn_rnn(x, h0, c0, params, tf.maximum(lengths, 1), spec.mode)
+    return y, [h, c][: spec.states]
+
+
 class TensorFlowCudnnKernel:
     """cuDNN's LSTM and GRU (`CudnnRNNV3`) on a TensorFlow GPU.
 
@@ -147,20 +161,7 @@ class TensorFlowCudnnKernel:
         return reason
 
     def run(self, call: RecurrentCall):
-        spec = fused_spec(call.cell, MODES)
-
-        def vendor(x, lengths, states):
-            h0 = states[0]
-            c0 = states[1] if spec.states == 2 else tf.zeros_like(h0)
-            if lengths is None:
-                lengths = tf.fill([tf.shape(x)[0]], tf.shape(x)[1])
-            # cuDNN wants every row to have a step; `run_fused` gives a row
-            # with none its initial states back.
-            params = cudnn_params(spec, call.cell, x.dtype)
-            y, h, c = cudnn_rnn(x, h0, c0, params, tf.maximum(lengths, 1), spec.mode)
-            return y, [h, c][: spec.states]
-
-        return run_fused(call, vendor, dtypes=DTYPES)
+        return run_fused(call, _cudnn_vendor, dtypes=DTYPES)
 
 
 register_kernel(TensorFlowLoopKernel())

@@ -70,6 +70,21 @@ def _hold_cell_state_in_padding(x, params, lengths):
     return torch.cat([x, padding], dim=-1), [torch.cat([w_ih, column], dim=1), *params[1:]]
 
 
+def _vendor(cell, x, lengths, states):
+    """One layer of `cell` through torch's fused kernel (see `run_fused`)."""
+    spec = fused_spec(cell)
+    states = [s[None] for s in states]  # (1, B, H)
+    params = _params(spec, cell, x.dtype)
+    if lengths is not None and _packs(spec):
+        y, final = _packed(spec, x, states, params, lengths)
+    else:
+        if lengths is not None and spec.mode == "lstm":
+            x, params = _hold_cell_state_in_padding(x, params, lengths)
+        x = _inductor_trains(spec, x, params)
+        y, final = _fused(spec, x, states, params)
+    return y, [s[0] for s in final]
+
+
 class TorchFusedKernel:
     name = "torch-fused"
     priority = 10
@@ -79,21 +94,7 @@ class TorchFusedKernel:
         return why_not_fused(call)
 
     def run(self, call: RecurrentCall):
-        spec = fused_spec(call.cell)
-
-        def vendor(x, lengths, states):
-            states = [s[None] for s in states]  # (1, B, H)
-            params = _params(spec, call.cell, x.dtype)
-            if lengths is not None and _packs(spec):
-                y, final = _packed(spec, x, states, params, lengths)
-            else:
-                if lengths is not None and spec.mode == "lstm":
-                    x, params = _hold_cell_state_in_padding(x, params, lengths)
-                x = _inductor_trains(spec, x, params)
-                y, final = _fused(spec, x, states, params)
-            return y, [s[0] for s in final]
-
-        return run_fused(call, vendor)
+        return run_fused(call, _vendor)
 
     def why_not_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
         if forward.mask is not None:

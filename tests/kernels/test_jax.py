@@ -16,12 +16,14 @@ from backend_utils import to_numpy
 from oracle import (
     KERNEL_OPTIONS,
     MIXED_TOLERANCE,
+    STACK_OPTIONS,
     UNITS,
     assert_all_close,
     assert_declined,
     assert_matches_reference,
     assert_plugin_cell_declined,
     assert_plugin_cell_runs,
+    assert_stack_runs,
     fast_and_reference,
     make_mask,
     mask_kwargs,
@@ -212,3 +214,9 @@ def test_mixed_precision_bidirectional_runs_one_cudnn_call(cudnn):
     )
     assert_matches_reference(fused, reference, sequences(), MIXED_TOLERANCE["mixed_bfloat16"])
     assert keras_rnnx.explain(fused)["forward"].kernel == "jax-cudnn-bidirectional"
+
+
+@pytest.mark.parametrize("mask_kind", ("none", "right", "holes"))
+@pytest.mark.parametrize("case", STACK_OPTIONS[:3])
+def test_stacked_lstm_cells_run_cudnn_layer_by_layer(cudnn, case, mask_kind):
+    assert_stack_runs("LSTM-LSTM", "jax-cudnn", mask_kind, **KERNEL_OPTIONS[case])

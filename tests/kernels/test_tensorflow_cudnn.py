@@ -20,6 +20,7 @@ from oracle import (
     assert_matches_reference,
     assert_plugin_cell_declined,
     assert_plugin_cell_runs,
+    assert_stack_runs,
     fast_and_reference,
     make_mask,
     mask_kwargs,
@@ -164,3 +165,9 @@ def test_mixed_precision_runs_cudnn(cudnn, layer, policy):
     x, tolerance = sequences(), MIXED_TOLERANCE[policy]
     assert_matches_reference(fused, reference, x, tolerance, **mask_kwargs("left"))
     assert keras_rnnx.explain(fused).kernel == "tf-cudnn"
+
+
+@pytest.mark.parametrize("mask_kind", ("none", "left", "holes"))
+@pytest.mark.parametrize("stack", ("GRU-LSTM", "LSTM-GRU"))
+def test_stacked_cells_run_cudnn_layer_by_layer(cudnn, stack, mask_kind):
+    assert_stack_runs(stack, "tf-cudnn", mask_kind, **KERNEL_OPTIONS["backwards"])

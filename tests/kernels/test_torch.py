@@ -11,6 +11,8 @@ from oracle import (
     BATCH,
     KERNEL_OPTIONS,
     MIXED_TOLERANCE,
+    STACK_OPTIONS,
+    STACKS,
     STEPS,
     UNITS,
     assert_all_close,
@@ -18,7 +20,9 @@ from oracle import (
     assert_matches_reference,
     assert_plugin_cell_declined,
     assert_plugin_cell_runs,
+    assert_stack_runs,
     fast_and_reference,
+    make_mask,
     mask_kwargs,
     only_on,
     sequences,
@@ -239,3 +243,66 @@ def test_fused_runs_a_float16_layer_and_a_mixed_bidirectional():
     bidirectional = keras_rnnx.Bidirectional(keras_rnnx.LSTM(UNITS, dtype=policy), dtype=policy)
     bidirectional(sequences())
     assert keras_rnnx.explain(bidirectional)["forward"].kernel == "torch-fused-bidirectional"
+
+
+STACK_CASES = [
+    (stack, case, mask)
+    for stack in STACKS
+    for case in STACK_OPTIONS
+    for mask in ("none", "left", "empty_row", "holes")
+]
+
+
+@pytest.mark.parametrize(
+    ("stack", "case", "mask_kind"), STACK_CASES, ids=["-".join(c) for c in STACK_CASES]
+)
+def test_stacked_cells_run_fused(stack, case, mask_kind):
+    assert_stack_runs(stack, "torch-fused", mask_kind, **KERNEL_OPTIONS[case])
+
+
+def test_stacked_cells_with_initial_state_and_training_input_dropout():
+    def make(**kw):
+        cells = [
+            keras_rnnx.LSTMCell(4, dropout=0.5, seed=1),
+            keras_rnnx.GRUCell(UNITS, dropout=0.3),
+        ]
+        return keras_rnnx.RNN(cells, return_sequences=True, return_state=True, **kw)
+
+    fused, reference = fast_and_reference(make)
+    states = states_for(reference)
+    for training in (False, True):
+        keras.utils.set_random_seed(7)
+        got = fused(sequences(), initial_state=states, training=training)
+        keras.utils.set_random_seed(7)
+        want = reference(sequences(), initial_state=states, training=training)
+        assert_all_close(
+            [to_numpy(t) for t in got], [to_numpy(t) for t in want], f"training={training}"
+        )
+    assert keras_rnnx.explain(fused).kernel == "torch-fused"
+
+
+def test_stacked_cells_decline_for_a_cell_without_a_spec_or_recurrent_dropout():
+    from custom_cells import MinimalCell
+
+    custom = keras_rnnx.RNN([keras_rnnx.LSTMCell(4), MinimalCell(UNITS)])
+    custom(sequences())
+    assert_declined(custom, "torch-fused", "no fused kernel for MinimalCell", ran="reference")
+    dropping = keras_rnnx.RNN([keras_rnnx.GRUCell(4), keras_rnnx.GRUCell(3, recurrent_dropout=0.2)])
+    dropping(sequences(), training=True)
+    assert_declined(dropping, "torch-fused", "recurrent_dropout > 0", ran="reference")
+
+
+def test_stateful_stack_and_bidirectional_stack_run_fused():
+    stateful = keras_rnnx.RNN(
+        [keras_rnnx.LSTMCell(4), keras_rnnx.LSTMCell(UNITS)], stateful=True, return_state=True
+    )
+    first = stateful(sequences())
+    second = stateful(sequences())
+    assert not np.allclose(to_numpy(first[0]), to_numpy(second[0]))  # the states carried
+    assert keras_rnnx.explain(stateful).kernel == "torch-fused"
+    bidirectional = keras_rnnx.Bidirectional(
+        keras_rnnx.RNN([keras_rnnx.GRUCell(4), keras_rnnx.GRUCell(UNITS)], return_sequences=True)
+    )
+    bidirectional(sequences(), mask=make_mask("left"))
+    selection = keras_rnnx.explain(bidirectional)
+    assert selection["forward"].kernel == selection["backward"].kernel == "torch-fused"
