@@ -4,9 +4,12 @@
     python benchmarks/bench.py --backend all      # each backend in a subprocess
     python benchmarks/bench.py --plot speedup.png --from results/cpu_*.json
 
-Rows: LSTM, GRU, SimpleRNN x (batch, steps, features, units) shapes x unmasked /
-right-padded mask (lengths uniform in [T/2, T]) x inference (`predict_on_batch`)
-/ train step (`train_on_batch`); native ops are in `native.py`. Prints medians
+Rows: LSTM, GRU, SimpleRNN, two stacked LSTM and GRU cells (`LSTMx2`:
+`RNN([cell, cell])`, natively `num_layers=2`) and LSTM and GRU under
+`mixed_bfloat16` (`-bf16`; natively bfloat16 throughout) x (batch, steps,
+features, units) shapes x unmasked / right-padded mask (lengths uniform in
+[T/2, T]) x inference (`predict_on_batch`) / train step (`train_on_batch`);
+native ops are in `native.py`. Prints medians
 (ms) and ratios; one run, so the ratios compare like with like on a noisy
 machine.
 """
@@ -25,7 +28,7 @@ import native
 
 BACKENDS = ("tensorflow", "torch", "jax")
 SHAPES = ((64, 100, 64, 128), (16, 500, 32, 256))
-LAYERS = ("LSTM", "GRU", "SimpleRNN")
+LAYERS = ("LSTM", "GRU", "SimpleRNN", "LSTMx2", "GRUx2", "LSTM-bf16", "GRU-bf16")
 
 
 def make_data(batch, steps, features, units, masked):
@@ -61,7 +64,12 @@ def _keras_model(lib, layer, shape, masked):
     batch, steps, features, units = shape
     inputs = keras.Input((steps, features), batch_size=batch)
     x = keras.layers.Masking(0.0)(inputs) if masked else inputs
-    model = keras.Model(inputs, getattr(lib, layer)(units)(x))
+    family, depth, dtype = native.variant(layer)
+    if depth > 1:  # keras.layers' nearest equivalent of a multi-layer RNN
+        rnn = lib.RNN([getattr(lib, f"{family}Cell")(units) for _ in range(depth)])
+    else:
+        rnn = getattr(lib, family)(units, dtype=None if dtype == "float32" else f"mixed_{dtype}")
+    model = keras.Model(inputs, rnn(x))
     model.compile(optimizer="sgd", loss="mse")
     return model
 

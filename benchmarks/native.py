@@ -16,6 +16,16 @@ from types import SimpleNamespace
 GATES = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}
 
 
+def variant(layer):
+    """`(cell family, layers stacked, dtype)` of a benchmark row's layer name:
+    `"LSTM"`, `"LSTMx2"` (two stacked), `"LSTM-bf16"` (bfloat16 compute)."""
+    if layer.endswith("-bf16"):
+        return layer[: -len("-bf16")], 1, "bfloat16"
+    if layer.endswith("x2"):
+        return layer[:-2], 2, "float32"
+    return layer, 1, "float32"
+
+
 def step(layer, m, params, x_t, states):
     """One step of Keras's cell equations in the array module `m`."""
     w, u, b = params
@@ -31,6 +41,23 @@ def step(layer, m, params, x_t, states):
     i, f, g, o = m.split(z, 4)
     c = m.sigmoid(f) * states[1] + m.sigmoid(i) * m.tanh(g)
     return (m.sigmoid(o) * m.tanh(c), c)
+
+
+def stacked_step(layer, m, params, x_t, states):
+    """One step of `len(params)` stacked cells; `states` one tuple per cell."""
+    new = []
+    for cell_params, cell_states in zip(params, states):
+        cell_states = step(layer, m, cell_params, x_t, cell_states)
+        new.append(cell_states)
+        x_t = cell_states[0]
+    return tuple(new)
+
+
+def _stack_params(layer, features, units, depth, cast):
+    return [
+        [cast(p) for p in _initial_params(layer, features if k == 0 else units, units)]
+        for k in range(depth)
+    ]
 
 
 def _shapes(layer, features, units):
@@ -70,23 +97,24 @@ def jax_fns(layer, shape, masked, x, y, lengths):
         tanh=jnp.tanh,
         split=lambda a, n: jnp.split(a, n, axis=-1),
     )
+    layer, depth, dtype = variant(layer)
     batch, _, features, units = shape
-    params = [jnp.asarray(p) for p in _initial_params(layer, features, units)]
-    xs, mask, yj = jnp.asarray(x), jnp.asarray(_mask(x, lengths)), jnp.asarray(y)
+    params = _stack_params(layer, features, units, depth, lambda p: jnp.asarray(p, dtype))
+    xs, mask, yj = jnp.asarray(x, dtype), jnp.asarray(_mask(x, lengths)), jnp.asarray(y, dtype)
 
     def forward(params, xs, mask):
         h0 = jnp.zeros((batch, units), xs.dtype)
-        states = (h0, h0) if layer == "LSTM" else (h0,)
+        states = tuple((h0, h0) if layer == "LSTM" else (h0,) for _ in params)
 
         def body(states, inputs):
             x_t, m_t = inputs
-            new = step(layer, m, params, x_t, states)
+            new = stacked_step(layer, m, params, x_t, states)
             if masked:
-                new = tuple(jnp.where(m_t[:, None], n, s) for n, s in zip(new, states))
+                new = jax.tree.map(lambda n, s: jnp.where(m_t[:, None], n, s), new, states)
             return new, None
 
         states, _ = jax.lax.scan(body, states, (jnp.swapaxes(xs, 0, 1), mask.T))
-        return states[0]
+        return states[-1][0]
 
     forward_jit = jax.jit(forward)
 
@@ -94,7 +122,7 @@ def jax_fns(layer, shape, masked, x, y, lengths):
     def train_step(params, xs, mask, yj):
         loss = lambda p: jnp.mean((forward(p, xs, mask) - yj) ** 2)  # noqa: E731
         value, grads = jax.value_and_grad(loss)(params)
-        return [p - 0.01 * g for p, g in zip(params, grads)], value
+        return jax.tree.map(lambda p, g: p - 0.01 * g, params, grads), value
 
     def infer():
         return np.asarray(forward_jit(params, xs, mask))
@@ -116,20 +144,24 @@ def tensorflow_fns(layer, shape, masked, x, y, lengths):
         tanh=tf.tanh,
         split=lambda a, n: tf.split(a, n, axis=-1),
     )
+    layer, depth, dtype = variant(layer)
     batch, steps, features, units = shape
-    params = [tf.Variable(p) for p in _initial_params(layer, features, units)]
-    xs, mask, yt = tf.constant(x), tf.constant(_mask(x, lengths)), tf.constant(y)
+    params = _stack_params(layer, features, units, depth, lambda p: tf.Variable(p, dtype=dtype))
+    xs, mask = tf.constant(x, dtype), tf.constant(_mask(x, lengths))
+    yt = tf.constant(y, dtype)
 
     def forward(xs, mask):
         h0 = tf.zeros((batch, units), xs.dtype)
-        states = (h0, h0) if layer == "LSTM" else (h0,)
+        states = tuple((h0, h0) if layer == "LSTM" else (h0,) for _ in params)
         xs_t, mask_t = tf.transpose(xs, [1, 0, 2]), tf.transpose(mask)
         for t in tf.range(steps):
-            new = step(layer, m, params, xs_t[t], states)
+            new = stacked_step(layer, m, params, xs_t[t], states)
             if masked:
-                new = tuple(tf.where(mask_t[t][:, None], n, s) for n, s in zip(new, states))
+                new = tf.nest.map_structure(
+                    lambda n, s, valid=mask_t[t][:, None]: tf.where(valid, n, s), new, states
+                )
             states = new
-        return states[0]
+        return states[-1][0]
 
     forward_fn = tf.function(forward)
 
@@ -137,7 +169,8 @@ def tensorflow_fns(layer, shape, masked, x, y, lengths):
     def train_step(xs, mask, yt):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean((forward(xs, mask) - yt) ** 2)
-        for p, g in zip(params, tape.gradient(loss, params)):
+        flat = tf.nest.flatten(params)
+        for p, g in zip(flat, tape.gradient(loss, flat)):
             p.assign_sub(0.01 * g)
         return loss
 
@@ -148,11 +181,14 @@ def torch_fns(layer, shape, masked, x, y, lengths):
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    layer, depth, dtype = variant(layer)
+    dtype = getattr(torch, dtype)
     _, _, features, units = shape
     module = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "SimpleRNN": torch.nn.RNN}[layer]
-    rnn = module(features, units, batch_first=True).to(device)
+    rnn = module(features, units, num_layers=depth, batch_first=True).to(device, dtype)
     optimizer = torch.optim.SGD(rnn.parameters(), lr=0.01)
-    xt, yt = torch.tensor(x, device=device), torch.tensor(y, device=device)
+    xt = torch.tensor(x, device=device, dtype=dtype)
+    yt = torch.tensor(y, device=device, dtype=dtype)
     lengths_t = None if lengths is None else torch.tensor(lengths)
 
     def forward():
@@ -163,11 +199,11 @@ def torch_fns(layer, shape, masked, x, y, lengths):
             _, h = rnn(packed)
         else:
             _, h = rnn(xt)
-        return (h[0] if isinstance(h, tuple) else h)[0]
+        return (h[0] if isinstance(h, tuple) else h)[-1]
 
     def infer():
         with torch.no_grad():
-            return forward().cpu().numpy()
+            return forward().float().cpu().numpy()
 
     def train():
         optimizer.zero_grad()

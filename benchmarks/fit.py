@@ -1,0 +1,165 @@
+"""An epoch of `model.fit` on realistic models: keras_rnnx vs keras.layers.
+
+    python benchmarks/fit.py                   # the current backend (KERAS_BACKEND)
+    python benchmarks/fit.py --backend all     # each backend in a subprocess
+    python benchmarks/fit.py --models text --json fit.json
+
+Models, each built twice from the same code (`keras_rnnx.X` or `keras.layers.X`),
+trained on generated data for 20 steps of 64 rows (Adam):
+
+- `text`: `Embedding(5000, 64, mask_zero=True)` over sequences of 100 token ids,
+  each 20-100 long, padded by `keras.utils.pad_sequences` (on the left, its
+  default), then `Bidirectional(LSTM(128, return_sequences=True))`, `GRU(64)`,
+  `Dense(1, sigmoid)`;
+- `digits`: the guide's classifier: 28 rows of 28 pixels, `LSTM(64)`,
+  `BatchNormalization`, `Dense(10)`;
+- `stacked`: `RNN([LSTMCell(128), LSTMCell(128)])` over 100 steps of 64 features,
+  then `Dense(1)`.
+
+The implementations take turns, an epoch each, after one warm-up epoch each
+(tracing); medians of `--rounds` epochs in seconds. One run: compare within a
+row; the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+BACKENDS = ("tensorflow", "torch", "jax")
+MODELS = ("text", "digits", "stacked")
+STEPS_PER_EPOCH, BATCH = 20, 64
+
+
+def make_model(name, lib):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    if name == "text":
+        return keras.Sequential(
+            [
+                keras.Input((100,), dtype="int32"),
+                keras.layers.Embedding(5000, 64, mask_zero=True),
+                lib.Bidirectional(lib.LSTM(128, return_sequences=True)),
+                lib.GRU(64),
+                keras.layers.Dense(1, activation="sigmoid"),
+            ]
+        )
+    if name == "digits":
+        return keras.Sequential(
+            [
+                keras.Input((28, 28)),
+                lib.LSTM(64),
+                keras.layers.BatchNormalization(),
+                keras.layers.Dense(10),
+            ]
+        )
+    cells = [lib.LSTMCell(128), lib.LSTMCell(128)]
+    return keras.Sequential([keras.Input((100, 64)), lib.RNN(cells), keras.layers.Dense(1)])
+
+
+def make_data(name, seed=0):
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = STEPS_PER_EPOCH * BATCH
+    if name == "text":
+        lengths = rng.integers(20, 101, size=rows)
+        tokens = [rng.integers(1, 5000, size=n) for n in lengths]
+        x = keras.utils.pad_sequences(tokens, maxlen=100)
+        return x, rng.integers(0, 2, size=(rows, 1)).astype("float32")
+    if name == "digits":
+        x = rng.random((rows, 28, 28), dtype=np.float32)
+        return x, rng.integers(0, 10, size=(rows,))
+    return rng.normal(size=(rows, 100, 64)).astype("float32"), rng.normal(size=(rows, 1))
+
+
+LOSSES = {
+    "text": "binary_crossentropy",
+    "digits": "sparse_categorical_crossentropy",
+    "stacked": "mse",
+}
+
+
+def run_backend(models, rounds):
+    import keras
+
+    import keras_rnnx
+
+    libs = {"keras_rnnx": keras_rnnx, "keras.layers": keras.layers}
+    rows = []
+    for name in models:
+        x, y = make_data(name)
+        fitted = {}
+        for lib_name, lib in libs.items():
+            model = make_model(name, lib)
+            loss = LOSSES[name]
+            if name == "digits":
+                loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            model.compile("adam", loss)
+            model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)  # traces
+            fitted[lib_name] = model
+        times = {lib_name: [] for lib_name in libs}
+        for _ in range(rounds):
+            for lib_name, model in fitted.items():
+                start = time.perf_counter()
+                model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+                times[lib_name].append(time.perf_counter() - start)
+        row = {"backend": keras.backend.backend(), "model": name}
+        row.update({k: round(statistics.median(v), 3) for k, v in times.items()})
+        rows.append(row)
+        print(_format(row), flush=True)
+    return rows
+
+
+HEADER = f"{'backend':10} {'model':8} {'rnnx s':>8} {'keras s':>8} {'/keras':>7}"
+
+
+def _format(row):
+    ratio = row["keras_rnnx"] / row["keras.layers"]
+    return (
+        f"{row['backend']:10} {row['model']:8} {row['keras_rnnx']:8.2f} "
+        f"{row['keras.layers']:8.2f} {ratio:7.2f}"
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "torch"))
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated")
+    parser.add_argument("--rounds", type=int, default=3, help="timed epochs per implementation")
+    parser.add_argument("--json", help="write the rows here")
+    args = parser.parse_args()
+    models = args.models.split(",")
+    print(HEADER, flush=True)
+    if args.backend != "all":
+        os.environ["KERAS_BACKEND"] = args.backend
+        rows = run_backend(models, args.rounds)
+    else:
+        rows = []
+        for backend in BACKENDS:
+            out = subprocess.run(
+                [sys.executable, __file__, "--backend", backend, "--json", "/dev/stdout"]
+                + ["--models", args.models, "--rounds", str(args.rounds)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "KERAS_BACKEND": backend},
+            )
+            backend_rows = json.loads(out.stdout.strip().splitlines()[-1])
+            for row in backend_rows:
+                print(_format(row), flush=True)
+            rows += backend_rows
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write("\n" + json.dumps(rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()
