@@ -128,6 +128,31 @@ HEADER = (
 )
 
 
+def in_subprocesses(script, backends, options, format_row):
+    """Run `script --backend B --json /dev/stdout *options` for each backend,
+    printing and returning its rows (the last line of its output)."""
+    rows = []
+    for backend in backends:
+        out = subprocess.run(
+            [sys.executable, script, "--backend", backend, "--json", "/dev/stdout", *options],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "KERAS_BACKEND": backend},
+        )
+        backend_rows = json.loads(out.stdout.strip().splitlines()[-1])
+        for row in backend_rows:
+            print(format_row(row), flush=True)
+        rows += backend_rows
+    return rows
+
+
+def write_json(rows, path):
+    if path:
+        with open(path, "w") as f:
+            f.write("\n" + json.dumps(rows) + "\n")
+
+
 def _label(row):
     mask = "masked" if row["masked"] else "unmasked"
     return f"{row['layer']} {'x'.join(map(str, row['shape']))} {mask} {row['mode']}"
@@ -197,29 +222,14 @@ def main():
         plot(results, args.plot)
         return
     backends = BACKENDS if args.backend == "all" else (args.backend,)
-    rows = []
     print(HEADER, flush=True)
-    for backend in backends:
-        if len(backends) == 1:
-            os.environ["KERAS_BACKEND"] = backend
-            rows += run_backend(args.quick, args.layers.split(","))
-            continue
-        out = subprocess.run(
-            [sys.executable, __file__, "--backend", backend, "--json", "/dev/stdout"]
-            + ["--layers", args.layers]
-            + (["--quick"] if args.quick else []),
-            capture_output=True,
-            text=True,
-            check=True,
-            env={**os.environ, "KERAS_BACKEND": backend},
-        )
-        backend_rows = json.loads(out.stdout.strip().splitlines()[-1])
-        for row in backend_rows:
-            print(_format(row), flush=True)
-        rows += backend_rows
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write("\n" + json.dumps(rows) + "\n")
+    if len(backends) == 1:
+        os.environ["KERAS_BACKEND"] = backends[0]
+        rows = run_backend(args.quick, args.layers.split(","))
+    else:
+        options = ["--layers", args.layers] + (["--quick"] if args.quick else [])
+        rows = in_subprocesses(__file__, backends, options, _format)
+    write_json(rows, args.json)
     if args.plot:
         plot({b: [r for r in rows if r["backend"] == b] for b in backends}, args.plot)
 

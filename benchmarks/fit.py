@@ -24,14 +24,12 @@ row; the machine is shared.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 
-BACKENDS = ("tensorflow", "torch", "jax")
+from bench import BACKENDS, in_subprocesses, write_json
+
 MODELS = ("text", "digits", "stacked")
 STEPS_PER_EPOCH, BATCH = 20, 64
 
@@ -142,23 +140,9 @@ def main():
         os.environ["KERAS_BACKEND"] = args.backend
         rows = run_backend(models, args.rounds)
     else:
-        rows = []
-        for backend in BACKENDS:
-            out = subprocess.run(
-                [sys.executable, __file__, "--backend", backend, "--json", "/dev/stdout"]
-                + ["--models", args.models, "--rounds", str(args.rounds)],
-                capture_output=True,
-                text=True,
-                check=True,
-                env={**os.environ, "KERAS_BACKEND": backend},
-            )
-            backend_rows = json.loads(out.stdout.strip().splitlines()[-1])
-            for row in backend_rows:
-                print(_format(row), flush=True)
-            rows += backend_rows
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write("\n" + json.dumps(rows) + "\n")
+        options = ["--models", args.models, "--rounds", str(args.rounds)]
+        rows = in_subprocesses(__file__, BACKENDS, options, _format)
+    write_json(rows, args.json)
 
 
 if __name__ == "__main__":
