@@ -231,3 +231,24 @@ def assert_stack_runs(stack, kernel, mask_kind, **options):
     fused, reference = fast_and_reference(make, **options)
     assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
     assert keras_rnnx.explain(fused).kernel == kernel
+
+
+def assert_drop_connect_runs(layer, kernel, mask_kind="none"):
+    """`layer` (a built-in layer's name) with `recurrent_kernel_dropout` runs
+    `kernel` in training, with the reference loop's seeded masks."""
+    import keras_rnnx
+
+    options = {"recurrent_kernel_dropout": 0.4, "seed": 3, "return_sequences": True}
+    make = lambda **kw: getattr(keras_rnnx, layer)(UNITS, **options, **kw)  # noqa: E731
+    fused, reference = fast_and_reference(make)
+    x, kwargs = sequences(), mask_kwargs(mask_kind)
+    # Both seed generators draw alike: the same calls, in the same order.
+    coefficients = coefficients_for(fused(x, **kwargs))
+    reference(x, **kwargs)
+    out_f, grad_f = outputs_and_gradients(fused, x, coefficients, training=True, **kwargs)
+    out_r, grad_r = outputs_and_gradients(reference, x, coefficients, training=True, **kwargs)
+    assert_all_close(out_f, out_r, "outputs in training")
+    assert_all_close(grad_f, grad_r, "gradients in training")
+    assert keras_rnnx.explain(fused).kernel == kernel
+    inference = outputs_and_gradients(fused, x, coefficients, **kwargs)[0]
+    assert not np.allclose(out_f[0], inference[0])  # the mask applies in training only

@@ -17,6 +17,12 @@ LAYERS = {
     "GRU": (keras_rnnx.GRU, {"units": 3, "return_state": True, "dropout": 0.1}, 3, 1),
     "SimpleRNN": (keras_rnnx.SimpleRNN, {"units": 3, "go_backwards": True}, 3, 1),
     "RNN_LSTMCell": (keras_rnnx.RNN, {"cell": keras_rnnx.LSTMCell(3)}, 3, 1),
+    "LSTM_recurrent_kernel_dropout": (
+        keras_rnnx.LSTM,
+        {"units": 3, "recurrent_kernel_dropout": 0.2, "return_sequences": True},
+        3,
+        1,
+    ),
     "RNN_custom_cell": (keras_rnnx.RNN, {"cell": MinimalCell(3), "return_state": True}, 2, 0),
     "RNN_stacked_cells": (
         keras_rnnx.RNN,

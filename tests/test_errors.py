@@ -32,6 +32,7 @@ def _unchanged(before, layer):
         ({"units": 3, "kernel_initializer": "nope"}, "kernel_initializer='nope'"),
         ({"units": 3, "dropout": 1.5}, "dropout=1.5"),
         ({"units": 3, "recurrent_dropout": -0.1}, "recurrent_dropout=-0.1"),
+        ({"units": 3, "recurrent_kernel_dropout": "half"}, "recurrent_kernel_dropout='half'"),
         ({"units": 3, "use_cudnn": "yes"}, "use_cudnn='yes'"),
     ],
 )

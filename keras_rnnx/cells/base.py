@@ -29,7 +29,7 @@ import inspect
 import keras
 from keras import ops
 
-from keras_rnnx.cells.dropout import DropoutMasks, per_gate
+from keras_rnnx.cells.dropout import DropoutMasks, apply_mask, per_gate
 
 
 def _is_shape(size) -> bool:
@@ -164,6 +164,9 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks):
         "recurrent_dropout",
         "seed",
     )
+    # keras-rnnx's own options: saved only when set, so that a layer that does
+    # not use them has Keras's config.
+    own_options = {"recurrent_kernel_dropout": 0.0}
 
     def __init__(
         self,
@@ -182,6 +185,7 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks):
         bias_constraint=None,
         dropout=0.0,
         recurrent_dropout=0.0,
+        recurrent_kernel_dropout=0.0,
         seed=None,
         **kwargs,
     ):
@@ -189,8 +193,12 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks):
             raise ValueError(
                 f"Expected `units` to be a positive integer. Received: units={units!r}"
             )
-        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+        for name, rate in (
+            ("dropout", dropout),
+            ("recurrent_dropout", recurrent_dropout),
+            ("recurrent_kernel_dropout", recurrent_kernel_dropout),
+        ):
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
                 raise ValueError(
                     f"Expected `{name}` to be a float in [0, 1]. Received: {name}={rate!r}"
                 )
@@ -200,6 +208,7 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks):
         self.use_bias = use_bias
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
+        self.recurrent_kernel_dropout = float(recurrent_kernel_dropout)
         self.seed = seed
         if self.seed_generator_first:
             self.seed_generator = keras.random.SeedGenerator(seed=seed)
@@ -265,6 +274,11 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks):
             per_gate(self.get_recurrent_dropout_mask(h_tm1), self.gates),
         )
 
+    def recurrent_weights(self, training):
+        """`recurrent_kernel`, times its DropConnect mask in training."""
+        mask = self.get_recurrent_kernel_mask() if training else None
+        return apply_mask(self.recurrent_kernel, mask)
+
     def get_initial_state(self, batch_size=None):
         """Zero states, one `(batch_size, units)` tensor per state.
 
@@ -283,4 +297,7 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks):
             value = getattr(self, name)
             kind = _option_kind(name)
             config[name] = kind[1](value) if kind else value
+        for name, default in self.own_options.items():
+            if getattr(self, name) != default:
+                config[name] = getattr(self, name)
         return {**super().get_config(), **config}

@@ -10,6 +10,7 @@ that runs `cell.call` step by step puts them on the cells for the loop with
 from __future__ import annotations
 
 import contextlib
+from typing import Any, NamedTuple
 
 import keras
 from keras import ops
@@ -67,13 +68,31 @@ class DropoutMasks:
             self._recurrent_dropout_mask = self._create_dropout_mask(state, self.recurrent_dropout)
         return getattr(self, "_recurrent_dropout_mask", None)
 
+    def get_recurrent_kernel_mask(self):
+        """The DropConnect mask of `recurrent_kernel` for this sequence
+        (created on first use): one mask for every row and step, so fused
+        kernels run it, as AWD-LSTM's weight drop.
+
+        Returns:
+            A mask shaped as `recurrent_kernel`, or `None` when
+            `recurrent_kernel_dropout` is 0.
+        """
+        rate = getattr(self, "recurrent_kernel_dropout", 0)
+        if getattr(self, "_recurrent_kernel_mask", None) is None and rate > 0:
+            ones = ops.ones(self.recurrent_kernel.shape, self.compute_dtype)
+            self._recurrent_kernel_mask = keras.random.dropout(
+                ones, rate=rate, seed=self.seed_generator
+            )
+        return getattr(self, "_recurrent_kernel_mask", None)
+
     def reset_dropout_mask(self):
         """Forget the input dropout mask, so the next sequence draws a new one."""
         self._dropout_mask = None
 
     def reset_recurrent_dropout_mask(self):
-        """Forget the recurrent dropout mask."""
+        """Forget the recurrent dropout and DropConnect masks."""
         self._recurrent_dropout_mask = None
+        self._recurrent_kernel_mask = None
 
 
 def per_gate(mask, gates: int):
@@ -89,20 +108,31 @@ def apply_mask(x, mask):
     return x if mask is None else x * mask
 
 
+class CellMasks(NamedTuple):
+    """One cell's dropout masks for one sequence (`None` where a rate is 0)."""
+
+    cell: Any
+    inputs: Any
+    recurrent: Any
+    recurrent_kernel: Any = None
+
+
 @contextlib.contextmanager
 def masks_on_cells(masks):
-    """Within the block, each cell's `get_dropout_mask` and
-    `get_recurrent_dropout_mask` return the masks drawn for this sequence.
+    """Within the block, each cell's `get_dropout_mask`,
+    `get_recurrent_dropout_mask` and `get_recurrent_kernel_mask` return the
+    masks drawn for this sequence.
 
     Args:
-        masks: `(cell, input_mask, recurrent_mask)` entries, as
-            `RecurrentCall.dropout_masks`.
+        masks: `CellMasks`, as `RecurrentCall.dropout_masks`.
     """
-    for cell, mask, recurrent_mask in masks:
+    for m in masks:
         # The attributes Keras's `DropoutRNNCell` and `DropoutMasks` cache them in.
-        cell._dropout_mask, cell._recurrent_dropout_mask = mask, recurrent_mask
+        m.cell._dropout_mask, m.cell._recurrent_dropout_mask = m.inputs, m.recurrent
+        m.cell._recurrent_kernel_mask = m.recurrent_kernel
     try:
         yield
     finally:
-        for cell, _, _ in masks:
-            cell._dropout_mask = cell._recurrent_dropout_mask = None
+        for m in masks:
+            m.cell._dropout_mask = m.cell._recurrent_dropout_mask = None
+            m.cell._recurrent_kernel_mask = None

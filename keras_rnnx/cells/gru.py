@@ -37,6 +37,11 @@ class GRUCell(BuiltinCell):
         kernel_constraint, recurrent_constraint, bias_constraint: constraints.
         dropout: fraction of the inputs to drop, in [0, 1].
         recurrent_dropout: fraction of `h_{t-1}` to drop, in [0, 1].
+        recurrent_kernel_dropout: fraction of `recurrent_kernel`'s entries to
+            drop in training, one mask per batch for every row and step
+            (DropConnect, AWD-LSTM's weight drop): recurrent regularisation
+            that keeps the fused kernels, where `recurrent_dropout` runs the
+            step loop. keras-rnnx's own; saved only when set.
         seed: int seed for the dropout masks.
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
@@ -78,6 +83,7 @@ class GRUCell(BuiltinCell):
             else:
                 input_bias = self.bias
         dp, rdp = self.masks(inputs, h_tm1, training)
+        recurrent_kernel = self.recurrent_weights(training)
         if self.dropout_mask_count is None or not training:
             x = ops.matmul(apply_mask(inputs, dp[0]), self.kernel)
             if input_bias is not None:
@@ -86,22 +92,22 @@ class GRUCell(BuiltinCell):
             # ops.split, not slices: a slice's gradient pads to the whole
             # tensor, one per gate, which slowed training steps here.
             if self.reset_after:
-                inner = ops.matmul(h_tm1, self.recurrent_kernel)
+                inner = ops.matmul(h_tm1, recurrent_kernel)
                 if recurrent_bias is not None:
                     inner = inner + recurrent_bias
                 u_z, u_r, u_h = ops.split(inner, 3, axis=-1)
             else:
-                inner = ops.matmul(h_tm1, self.recurrent_kernel[:, : 2 * units])
+                inner = ops.matmul(h_tm1, recurrent_kernel[:, : 2 * units])
                 u_z, u_r = ops.split(inner, 2, axis=-1)
             z = self.recurrent_activation(x_z + u_z)
             r = self.recurrent_activation(x_r + u_r)
             if self.reset_after:
                 u_h = r * u_h
             else:
-                u_h = ops.matmul(r * h_tm1, self.recurrent_kernel[:, 2 * units :])
+                u_h = ops.matmul(r * h_tm1, recurrent_kernel[:, 2 * units :])
         else:  # one dropout mask per gate
             kernels = ops.split(self.kernel, 3, axis=1)
-            recurrent = ops.split(self.recurrent_kernel, 3, axis=1)
+            recurrent = ops.split(recurrent_kernel, 3, axis=1)
             x_z, x_r, x_h = (ops.matmul(apply_mask(inputs, m), k) for m, k in zip(dp, kernels))
             if input_bias is not None:
                 b_z, b_r, b_h = ops.split(input_bias, 3, axis=0)

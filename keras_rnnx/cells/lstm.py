@@ -36,6 +36,11 @@ class LSTMCell(BuiltinCell):
         dropout: fraction of the inputs to drop, in [0, 1].
         recurrent_dropout: fraction of `h_{t-1}` to drop, in [0, 1] (then each
             gate draws its own masks, as Keras does).
+        recurrent_kernel_dropout: fraction of `recurrent_kernel`'s entries to
+            drop in training, one mask per batch for every row and step
+            (DropConnect, AWD-LSTM's weight drop): recurrent regularisation
+            that keeps the fused kernels, where `recurrent_dropout` runs the
+            step loop. keras-rnnx's own; saved only when set.
         seed: int seed for the dropout masks.
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
@@ -83,15 +88,16 @@ class LSTMCell(BuiltinCell):
     def call(self, inputs, states, training=False):
         h_tm1, c_tm1 = states[0], states[1]
         dp, rdp = self.masks(inputs, h_tm1, training)
+        recurrent_kernel = self.recurrent_weights(training)
         if self.dropout_mask_count is None or not training:
             z = ops.matmul(apply_mask(inputs, dp[0]), self.kernel)
-            z = ops.add(z, ops.matmul(h_tm1, self.recurrent_kernel))
+            z = ops.add(z, ops.matmul(h_tm1, recurrent_kernel))
             if self.bias is not None:
                 z = ops.add(z, self.bias)
             z_i, z_f, z_c, z_o = ops.split(z, 4, axis=1)
         else:  # one dropout mask per gate
             kernels = ops.split(self.kernel, 4, axis=1)
-            recurrent = ops.split(self.recurrent_kernel, 4, axis=1)
+            recurrent = ops.split(recurrent_kernel, 4, axis=1)
             biases = ops.split(self.bias, 4, axis=0) if self.bias is not None else [0] * 4
             z_i, z_f, z_c, z_o = (
                 ops.matmul(apply_mask(inputs, m), k) + b + ops.matmul(apply_mask(h_tm1, r), u)

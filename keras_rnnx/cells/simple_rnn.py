@@ -28,6 +28,11 @@ class SimpleRNNCell(BuiltinCell):
         kernel_constraint, recurrent_constraint, bias_constraint: constraints.
         dropout: fraction of the inputs to drop, in [0, 1].
         recurrent_dropout: fraction of the recurrent state to drop, in [0, 1].
+        recurrent_kernel_dropout: fraction of `recurrent_kernel`'s entries to
+            drop in training, one mask per batch for every row and step
+            (DropConnect, AWD-LSTM's weight drop): recurrent regularisation
+            that keeps the fused kernels, where `recurrent_dropout` runs the
+            step loop. keras-rnnx's own; saved only when set.
         seed: int seed for the dropout masks.
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
@@ -54,10 +59,11 @@ class SimpleRNNCell(BuiltinCell):
     def call(self, inputs, states, training=False):
         h_tm1 = states[0] if isinstance(states, (list, tuple)) else states
         (dp,), (rdp,) = self.masks(inputs, h_tm1, training)
+        recurrent_kernel = self.recurrent_weights(training)
         h = ops.matmul(apply_mask(inputs, dp), self.kernel)
         if self.bias is not None:
             h = ops.add(h, self.bias)
-        h = h + ops.matmul(apply_mask(h_tm1, rdp), self.recurrent_kernel)
+        h = h + ops.matmul(apply_mask(h_tm1, rdp), recurrent_kernel)
         if self.activation is not None:
             h = self.activation(h)
         return h, [h] if isinstance(states, (list, tuple)) else h

@@ -39,7 +39,10 @@ def why_not_fused(call: RecurrentCall, modes=MODES, dtypes=FLOATS):
         if reason is not None:
             return reason
         if call.training and getattr(cell, "recurrent_dropout", 0) > 0:
-            return "recurrent_dropout > 0 in training"
+            return (
+                "recurrent_dropout > 0 in training (recurrent_kernel_dropout, DropConnect "
+                "on the recurrent kernel, regularises and keeps the fused kernel)"
+            )
     if call.unroll:
         return "unroll=True asks for the unrolled loop"
     dtype = keras.backend.standardize_dtype(keras.tree.flatten(call.inputs)[0].dtype)
@@ -70,6 +73,8 @@ def why_not_one_call(kernel, forward: RecurrentCall, backward: RecurrentCall) ->
         return "the directions' cells differ in their options"
     if forward.training and getattr(forward.cell, "dropout", 0) > 0:
         return "input dropout in training gives each direction its own inputs"
+    if forward.training and getattr(forward.cell, "recurrent_kernel_dropout", 0) > 0:
+        return "recurrent_kernel_dropout in training gives each direction its own weights"
     return None
 
 
@@ -90,11 +95,15 @@ def dropped_inputs(call: RecurrentCall, x=None, cell=None):
     call's cell's) input dropout mask applied in training: a fused kernel runs
     one mask for the whole sequence, as Keras's cell does."""
     x = keras.tree.flatten(call.inputs)[0] if x is None else x
-    cell = call.cell if cell is None else cell
-    masks = [mask for c, mask, _ in call.dropout_masks if c is cell]
-    if call.training and masks and masks[0] is not None:
-        x = x * ops.cast(masks[0], x.dtype)[:, None, :]
+    masks = cell_masks(call, call.cell if cell is None else cell)
+    if call.training and masks is not None and masks.inputs is not None:
+        x = x * ops.cast(masks.inputs, x.dtype)[:, None, :]
     return x
+
+
+def cell_masks(call: RecurrentCall, cell):
+    """`cell`'s `CellMasks` in `call.dropout_masks`, or None."""
+    return next((m for m in call.dropout_masks if m.cell is cell), None)
 
 
 def keep_initial_where_empty(lengths, state, initial):
@@ -170,8 +179,11 @@ def in_vendor_dtype(x, states, dtypes):
 def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
     """Run `call` through a vendor's fused kernel: the path every backend shares.
 
-    `vendor(cell, x, lengths, states) -> (outputs, final_states)` runs one
-    layer: `cell` over batch-major `x` in processing order, rows
+    `vendor(spec, weights, x, lengths, states) -> (outputs, final_states)`
+    runs one layer: the cell of `spec` with `weights` (`[w_ih, w_hh, b_ih,
+    b_hh]` in the vendor layout and `x`'s dtype, DropConnect applied in
+    training; biases `None` without a bias) over batch-major `x` in
+    processing order, rows
     right-padded to `lengths` (None when unmasked), from the flat initial
     `states`; it returns every step's output and the flat final states. With
     lengths, the outputs past a row's length and its final `h` may be
@@ -196,10 +208,14 @@ def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
         lengths = counts[:, -1]
     final = []
     for k, cell in enumerate(cells):
-        states, flat_states = _split(flat_states, fused_spec(cell).states)
+        spec = fused_spec(cell)
+        states, flat_states = _split(flat_states, spec.states)
         if k > 0:
             x = dropped_inputs(call, x, cell)
-        x, layer_final = vendor(cell, x, lengths, states)
+        masks = cell_masks(call, cell)
+        kernel_mask = masks.recurrent_kernel if call.training and masks is not None else None
+        weights = spec.vendor_weights(cell, x.dtype, kernel_mask)
+        x, layer_final = vendor(spec, weights, x, lengths, states)
         if lengths is not None:
             layer_final = [last_valid(x, lengths, states[0])] + [
                 keep_initial_where_empty(lengths, s, s0)

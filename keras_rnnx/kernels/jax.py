@@ -71,12 +71,12 @@ MODES = ("lstm",)  # all that `jax.experimental.rnn` runs
 DTYPES = ("float32",)  # the others run in float32, cast back
 
 
-def cudnn_weights(*cells):
-    """The cells' weights (one per direction) as cuDNN's flat float32 vector:
-    every direction's matrices, then every direction's biases."""
+def cudnn_weights(*directions):
+    """Vendor-layout weights (one `[w_ih, w_hh, b_ih, b_hh]` per direction)
+    as cuDNN's flat vector: every direction's matrices, then every
+    direction's biases."""
     matrices, biases = [], []
-    for cell in cells:
-        w_ih, w_hh, b_ih, b_hh = fused_spec(cell, MODES).vendor_weights(cell, "float32")
+    for w_ih, w_hh, b_ih, b_hh in directions:
         if b_ih is None:
             b_ih = b_hh = jnp.zeros(w_ih.shape[0], w_ih.dtype)
         matrices += [w_ih.ravel(), w_hh.ravel()]
@@ -84,8 +84,8 @@ def cudnn_weights(*cells):
     return jnp.concatenate(matrices + biases)
 
 
-def _vendor(cell, x, lengths, states):
-    """One layer of `cell` through cuDNN's LSTM (see `run_fused`)."""
+def _vendor(spec, weights, x, lengths, states):
+    """One layer through cuDNN's LSTM (see `run_fused`)."""
     h0, c0 = states
     if lengths is None:
         lengths = jnp.full((x.shape[0],), x.shape[1], "int32")
@@ -95,10 +95,10 @@ def _vendor(cell, x, lengths, states):
         x,
         h0[None],
         c0[None],
-        cudnn_weights(cell),
+        cudnn_weights(weights),
         jnp.maximum(lengths, 1),
         input_size=x.shape[-1],
-        hidden_size=cell.units,
+        hidden_size=h0.shape[-1],
         bidirectional=False,
     )
     return y, [h[0], c[0]]
@@ -136,7 +136,9 @@ class JaxCudnnLstmKernel:
             x,
             jnp.stack([hf, hb]),
             jnp.stack([cf, cb]),
-            cudnn_weights(forward.cell, backward.cell),
+            cudnn_weights(
+                *(fused_spec(c.cell).vendor_weights(c.cell, "float32") for c in (forward, backward))
+            ),
             jnp.full((x.shape[0],), x.shape[1], "int32"),
             input_size=x.shape[-1],
             hidden_size=units,

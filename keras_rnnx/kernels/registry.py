@@ -42,12 +42,14 @@ class RecurrentCall:
         use_cudnn: the layer's `use_cudnn`: `"auto"`, `True` or `False`
             (selection applies it; kernels need not read it).
         backend: the Keras backend's name.
-        dropout_masks: the dropout masks drawn for this sequence, as
-            `(cell, input_mask, recurrent_mask)` for each cell that draws
-            them (a stacked cell's inner cells in order; a mask is `None`
-            when its rate is 0). They apply only when `training`. A fused
-            kernel multiplies the inputs by the input mask itself; a kernel
-            that runs `cell.call` runs it inside `call.dropout_on_cells()`.
+        dropout_masks: the dropout masks drawn for this sequence, a
+            `CellMasks(cell, inputs, recurrent, recurrent_kernel)` named
+            tuple for each cell that draws them (a stacked cell's inner cells
+            in order; a mask is `None` when its rate is 0). They apply only
+            when `training`. A fused kernel multiplies the inputs by the
+            input mask and the recurrent kernel by its DropConnect mask
+            itself; a kernel that runs `cell.call` runs it inside
+            `call.dropout_on_cells()`.
 
     Returns:
         A dataclass instance.

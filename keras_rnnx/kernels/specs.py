@@ -117,11 +117,14 @@ class FusedSpec:
         """Whether `cell` has the option values these equations need."""
         return all(_is(getattr(cell, name, None), v) for name, v in self.options.items())
 
-    def vendor_weights(self, cell, dtype=None):
+    def vendor_weights(self, cell, dtype=None, recurrent_kernel_mask=None):
         """`[w_ih, w_hh, b_ih, b_hh]` of `cell` in the vendor layout (see the
         module docstring), differentiable, cast to `dtype`; the biases are
-        `None` when the cell has no bias."""
+        `None` when the cell has no bias. `recurrent_kernel_mask` (DropConnect,
+        shaped as `recurrent_kernel`) multiplies the recurrent kernel."""
         kernel, recurrent = cell.kernel, cell.recurrent_kernel
+        if recurrent_kernel_mask is not None:
+            recurrent = ops.multiply(recurrent, ops.cast(recurrent_kernel_mask, recurrent.dtype))
         weights = [self._blocks(ops.transpose(kernel)), self._blocks(ops.transpose(recurrent))]
         bias = getattr(cell, "bias", None)
         if bias is None:

@@ -24,7 +24,6 @@ from keras_rnnx.kernels.fused import (
 )
 from keras_rnnx.kernels.reference import masked_step, zero_outputs
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
-from keras_rnnx.kernels.specs import fused_spec
 
 
 class TensorFlowLoopKernel:
@@ -110,11 +109,11 @@ def cudnn_rnn(x, h0, c0, params, lengths, rnn_mode):
     return y, h[:, 0], c[:, 0]
 
 
-def cudnn_params(spec, cell, dtype):
-    """The cell's weights as cuDNN's flat vector: the spec's vendor layout
+def cudnn_params(weights):
+    """Vendor-layout weights as cuDNN's flat vector: the spec's vendor layout
     `(w_ih, w_hh, b_ih, b_hh)` raveled (each gate's matrix transposed, input
-    matrices then recurrent ones, then input and recurrent biases), in `dtype`."""
-    w_ih, w_hh, b_ih, b_hh = spec.vendor_weights(cell, dtype)
+    matrices then recurrent ones, then input and recurrent biases)."""
+    w_ih, w_hh, b_ih, b_hh = weights
     if b_ih is None:
         b_ih = b_hh = tf.zeros([w_ih.shape[0]], w_ih.dtype)
     return tf.concat([tf.reshape(w, [-1]) for w in (w_ih, w_hh, b_ih, b_hh)], axis=0)
@@ -127,16 +126,15 @@ MODES = ("lstm", "gru")
 DTYPES = ("float16", "float32", "float64")
 
 
-def _cudnn_vendor(cell, x, lengths, states):
-    """One layer of `cell` through `CudnnRNNV3` (see `run_fused`)."""
-    spec = fused_spec(cell, MODES)
+def _cudnn_vendor(spec, weights, x, lengths, states):
+    """One layer through `CudnnRNNV3` (see `run_fused`)."""
     h0 = states[0]
     c0 = states[1] if spec.states == 2 else tf.zeros_like(h0)
     if lengths is None:
         lengths = tf.fill([tf.shape(x)[0]], tf.shape(x)[1])
     # cuDNN wants every row to have a step; `run_fused` gives a row with none
     # its initial states back.
-    params = cudnn_params(spec, cell, x.dtype)
+    params = cudnn_params(weights)
     y, h, c = cudnn_rnn(x, h0, c0, params, tf.maximum(lengths, 1), spec.mode)
     return y, [h, c][: spec.states]
 

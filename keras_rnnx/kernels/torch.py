@@ -46,12 +46,9 @@ _KERNELS = {
 }
 
 
-def _params(spec, cell, dtype):
-    """The cell's weights as torch's flat list `[w_ih, w_hh, (b_ih, b_hh)]`,
-    in the inputs' `dtype` (a mixed-precision layer around a float32 cell
-    reads its weights cast to its own compute dtype)."""
-    weights = spec.vendor_weights(cell, dtype)
-    # cuDNN needs them dense.
+def _params(weights):
+    """The vendor-layout weights as torch's flat list `[w_ih, w_hh, (b_ih,
+    b_hh)]`, dense, as cuDNN needs them."""
     return [w.contiguous() for w in weights if w is not None]
 
 
@@ -70,11 +67,10 @@ def _hold_cell_state_in_padding(x, params, lengths):
     return torch.cat([x, padding], dim=-1), [torch.cat([w_ih, column], dim=1), *params[1:]]
 
 
-def _vendor(cell, x, lengths, states):
-    """One layer of `cell` through torch's fused kernel (see `run_fused`)."""
-    spec = fused_spec(cell)
+def _vendor(spec, weights, x, lengths, states):
+    """One layer through torch's fused kernel (see `run_fused`)."""
     states = [s[None] for s in states]  # (1, B, H)
-    params = _params(spec, cell, x.dtype)
+    params = _params(weights)
     if lengths is not None and _packs(spec):
         y, final = _packed(spec, x, states, params, lengths)
     else:
@@ -110,7 +106,9 @@ class TorchFusedKernel:
             for f, b in zip(keras.tree.flatten(forward.states), keras.tree.flatten(backward.states))
         ]  # (2, B, H)
         spec = fused_spec(forward.cell)
-        params = _params(spec, forward.cell, x.dtype) + _params(spec, backward.cell, x.dtype)
+        params = _params(spec.vendor_weights(forward.cell, x.dtype)) + _params(
+            spec.vendor_weights(backward.cell, x.dtype)
+        )
         x = _inductor_trains(spec, x, params)
         y, final = _fused(spec, x, states, params, bidirectional=True)
         units = forward.cell.units

@@ -13,7 +13,8 @@ class BuiltinRNN(RNN):
     Subclasses name `cell_class` and `cell_name` (the weight path segment,
     e.g. `lstm_cell`, as in Keras). Every cell option is accepted as a keyword
     argument, readable as a property, and saved flat in `get_config`, as Keras
-    does.
+    does (keras-rnnx's own options, such as `recurrent_kernel_dropout`, only
+    when set, so that the config of a layer that does not use them is Keras's).
     """
 
     cell_class: type
@@ -22,7 +23,7 @@ class BuiltinRNN(RNN):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        for option in cls.cell_class.options + cls.cell_class.extra_options:
+        for option in _options(cls.cell_class):
             setattr(cls, option, property(lambda self, o=option: getattr(self.cell, o)))
 
     def __init__(
@@ -37,7 +38,7 @@ class BuiltinRNN(RNN):
         use_cudnn="auto",
         **kwargs,
     ):
-        options = self.cell_class.options + self.cell_class.extra_options
+        options = _options(self.cell_class)
         cell_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in options}
         kwargs.pop("implementation", None)
         cell = self.cell_class(
@@ -62,14 +63,19 @@ class BuiltinRNN(RNN):
         config = super().get_config()
         del config["cell"]
         cell_config = self.cell.get_config()
-        options = self.cell_class.options + self.cell_class.extra_options
         activity = keras.regularizers.serialize(self.activity_regularizer)
         return {
             **config,
-            **{k: cell_config[k] for k in options},
+            # The cell saves its own options only when set.
+            **{k: cell_config[k] for k in _options(self.cell_class) if k in cell_config},
             "activity_regularizer": activity,
         }
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _options(cell_class):
+    """Every option of a built-in cell, Keras's and keras-rnnx's own."""
+    return cell_class.options + cell_class.extra_options + tuple(cell_class.own_options)

@@ -20,8 +20,8 @@ class GRU(BuiltinRNN):
         units: positive int, the size of the output and the state.
         **kwargs: every `GRUCell` option (`activation`, `recurrent_activation`,
             `use_bias`, `reset_after`, initializers, regularizers, constraints,
-            `dropout`, `recurrent_dropout`, `seed`), every `RNN` option
-            (`return_sequences`, `return_state`, `go_backwards`, `stateful`,
+            `dropout`, `recurrent_dropout`, `recurrent_kernel_dropout`, `seed`),
+            every `RNN` option (`return_sequences`, `return_state`, `go_backwards`, `stateful`,
             `unroll`, `zero_output_for_mask`, `use_cudnn`), and
             `keras.layers.Layer` arguments.
 

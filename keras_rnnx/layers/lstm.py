@@ -21,9 +21,10 @@ class LSTM(BuiltinRNN):
         units: positive int, the size of the output and of each state.
         **kwargs: every `LSTMCell` option (`activation`, `recurrent_activation`,
             `use_bias`, `unit_forget_bias`, initializers, regularizers,
-            constraints, `dropout`, `recurrent_dropout`, `seed`), every `RNN`
-            option (`return_sequences`, `return_state`, `go_backwards`,
-            `stateful`, `unroll`, `zero_output_for_mask`, `use_cudnn`), and
+            constraints, `dropout`, `recurrent_dropout`,
+            `recurrent_kernel_dropout`, `seed`), every `RNN` option
+            (`return_sequences`, `return_state`, `go_backwards`, `stateful`,
+            `unroll`, `zero_output_for_mask`, `use_cudnn`), and
             `keras.layers.Layer` arguments (`name`, `dtype`,
             `activity_regularizer`, ...).
 

@@ -7,6 +7,7 @@ from keras import ops
 
 from keras_rnnx import kernels
 from keras_rnnx.cells.base import Shape, initial_state, output_shapes, state_shapes
+from keras_rnnx.cells.dropout import CellMasks
 from keras_rnnx.cells.stacked import StackedRNNCells
 from keras_rnnx.kernels.empty import is_empty
 from keras_rnnx.kernels.registry import logger
@@ -497,7 +498,7 @@ def _zero_masked_steps(x, mask):
 def _draw_dropout_masks(cell, step_input, states):
     """Each cell's dropout masks for one sequence, drawn once before the
     (stateless) loop: `(cell, input_mask, recurrent_mask)` per cell that has
-    them, as `RecurrentCall.dropout_masks`. The cells keep none."""
+    them (`CellMasks`), as `RecurrentCall.dropout_masks`. The cells keep none."""
     if isinstance(cell, StackedRNNCells):
         masks, batch = (), ops.shape(step_input)[0]
         for inner, inner_states in zip(cell.cells, states):
@@ -507,8 +508,12 @@ def _draw_dropout_masks(cell, step_input, states):
         return masks
     if not hasattr(cell, "get_dropout_mask"):
         return ()
-    mask = cell.get_dropout_mask(step_input)
-    recurrent_mask = cell.get_recurrent_dropout_mask(keras.tree.flatten(states)[0])
+    masks = CellMasks(
+        cell,
+        cell.get_dropout_mask(step_input),
+        cell.get_recurrent_dropout_mask(keras.tree.flatten(states)[0]),
+        cell.get_recurrent_kernel_mask() if hasattr(cell, "get_recurrent_kernel_mask") else None,
+    )
     cell.reset_dropout_mask()
     cell.reset_recurrent_dropout_mask()
-    return ((cell, mask, recurrent_mask),)
+    return (masks,)

@@ -19,7 +19,8 @@ class SimpleRNN(BuiltinRNN):
         units: positive int, the size of the output and the state.
         **kwargs: every `SimpleRNNCell` option (`activation`, `use_bias`,
             initializers, regularizers, constraints, `dropout`,
-            `recurrent_dropout`, `seed`), every `RNN` option, and
+            `recurrent_dropout`, `recurrent_kernel_dropout`, `seed`), every
+            `RNN` option, and
             `keras.layers.Layer` arguments.
 
     Returns:

@@ -20,6 +20,7 @@ from oracle import (
     UNITS,
     assert_all_close,
     assert_declined,
+    assert_drop_connect_runs,
     assert_matches_reference,
     assert_plugin_cell_declined,
     assert_plugin_cell_runs,
@@ -220,3 +221,7 @@ def test_mixed_precision_bidirectional_runs_one_cudnn_call(cudnn):
 @pytest.mark.parametrize("case", STACK_OPTIONS[:3])
 def test_stacked_lstm_cells_run_cudnn_layer_by_layer(cudnn, case, mask_kind):
     assert_stack_runs("LSTM-LSTM", "jax-cudnn", mask_kind, **KERNEL_OPTIONS[case])
+
+
+def test_recurrent_kernel_dropout_runs_cudnn_in_training(cudnn):
+    assert_drop_connect_runs("LSTM", "jax-cudnn", "right")

@@ -17,6 +17,7 @@ from oracle import (
     UNITS,
     assert_all_close,
     assert_declined,
+    assert_drop_connect_runs,
     assert_matches_reference,
     assert_plugin_cell_declined,
     assert_plugin_cell_runs,
@@ -171,3 +172,8 @@ def test_mixed_precision_runs_cudnn(cudnn, layer, policy):
 @pytest.mark.parametrize("stack", ("GRU-LSTM", "LSTM-GRU"))
 def test_stacked_cells_run_cudnn_layer_by_layer(cudnn, stack, mask_kind):
     assert_stack_runs(stack, "tf-cudnn", mask_kind, **KERNEL_OPTIONS["backwards"])
+
+
+@pytest.mark.parametrize("layer", ("LSTM", "GRU"))
+def test_recurrent_kernel_dropout_runs_cudnn_in_training(cudnn, layer):
+    assert_drop_connect_runs(layer, "tf-cudnn", "left")

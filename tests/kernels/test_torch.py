@@ -17,6 +17,7 @@ from oracle import (
     UNITS,
     assert_all_close,
     assert_declined,
+    assert_drop_connect_runs,
     assert_matches_reference,
     assert_plugin_cell_declined,
     assert_plugin_cell_runs,
@@ -306,3 +307,15 @@ def test_stateful_stack_and_bidirectional_stack_run_fused():
     bidirectional(sequences(), mask=make_mask("left"))
     selection = keras_rnnx.explain(bidirectional)
     assert selection["forward"].kernel == selection["backward"].kernel == "torch-fused"
+
+
+@pytest.mark.parametrize("mask_kind", ("none", "left"))
+@pytest.mark.parametrize("layer", ("LSTM", "GRU", "SimpleRNN"))
+def test_recurrent_kernel_dropout_runs_fused_in_training(layer, mask_kind):
+    assert_drop_connect_runs(layer, "torch-fused", mask_kind)
+
+
+def test_recurrent_dropout_in_training_points_to_recurrent_kernel_dropout():
+    layer = keras_rnnx.GRU(UNITS, recurrent_dropout=0.3)
+    layer(sequences(), training=True)
+    assert_declined(layer, "torch-fused", "recurrent_kernel_dropout", ran="reference")
