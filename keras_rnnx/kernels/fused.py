@@ -183,13 +183,13 @@ def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
     runs one layer: the cell of `spec` with `weights` (`[w_ih, w_hh, b_ih,
     b_hh]` in the vendor layout and `x`'s dtype, DropConnect applied in
     training; biases `None` without a bias) over batch-major `x` in
-    processing order, rows
-    right-padded to `lengths` (None when unmasked), from the flat initial
-    `states`; it returns every step's output and the flat final states. With
-    lengths, the outputs past a row's length and its final `h` may be
-    anything (they are put right here), its other states must be those after
-    its last valid step. A stack of cells runs one layer after another, each
-    on the one before's outputs, with the valid steps kept first throughout.
+    processing order, rows right-padded to `lengths` (None when unmasked),
+    from the flat initial `states`; it returns every step's output and the
+    flat final states. With lengths, the outputs past a row's length and its
+    final `h` may be anything (they are put right here), its other states
+    must be those after its last valid step. A stack of cells runs one layer
+    after another, each on the one before's outputs, with the valid steps
+    kept first throughout.
 
     The vendor runs in `x`'s dtype: one of `dtypes`, the dtypes the vendor op
     takes; inputs of another float dtype (bfloat16 where cuDNN has no

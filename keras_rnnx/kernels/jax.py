@@ -137,7 +137,7 @@ class JaxCudnnLstmKernel:
             jnp.stack([hf, hb]),
             jnp.stack([cf, cb]),
             cudnn_weights(
-                *(fused_spec(c.cell).vendor_weights(c.cell, "float32") for c in (forward, backward))
+                *(fused_spec(d.cell).vendor_weights(d.cell, "float32") for d in (forward, backward))
             ),
             jnp.full((x.shape[0],), x.shape[1], "int32"),
             input_size=x.shape[-1],
