@@ -254,10 +254,10 @@ def test_kernels_get_the_dropout_masks_in_the_call_and_cells_keep_none(kernels_o
     x = sequences()
     training = keras.ops.convert_to_numpy(layer(x, training=True))
     (call,) = kernel.calls
-    assert [entry[0] for entry in call.dropout_masks] == cells
+    assert [masks.cell for masks in call.dropout_masks] == cells
     gru_masks = call.dropout_masks[0]
-    assert len(gru_masks[1]) == len(gru_masks[2]) == 3  # one mask per gate, as Keras
-    assert call.dropout_masks[1][1:] == (None, None)  # no dropout, no masks
+    assert len(gru_masks.inputs) == len(gru_masks.recurrent) == 3  # one per gate, as Keras
+    assert call.dropout_masks[1][1:] == (None, None, None)  # no dropout, no masks
     assert all(c.get_dropout_mask(x[:, 0]) is None for c in cells[1:])
     assert getattr(cells[0], "_dropout_mask", None) is None
     inference = keras.ops.convert_to_numpy(layer(x, training=False))
