@@ -16,14 +16,16 @@ trained on generated data for 20 steps of 64 rows (Adam):
 - `stacked`: `RNN([LSTMCell(128), LSTMCell(128)])` over 100 steps of 64 features,
   then `Dense(1)`.
 
-The implementations take turns, an epoch each, after one warm-up epoch each
-(tracing); medians of `--rounds` epochs in seconds. One run: compare within a
-row; the machine is shared.
+On torch the same models in plain torch run too (`native`: `torch.nn` layers,
+the text model's rows packed). The implementations take turns, an epoch each,
+after one warm-up epoch each (tracing); medians of `--rounds` epochs in
+seconds. One run: compare within a row; the machine is shared.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import time
@@ -85,6 +87,76 @@ LOSSES = {
 }
 
 
+def torch_epoch(name, x, y):
+    """An epoch of the same model in plain torch (`torch.nn` layers, packed
+    sequences for the masked text, Adam), or None where there is none."""
+    import torch
+
+    torch.manual_seed(0)
+    nn = torch.nn
+    if name == "text":
+
+        class Text(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embedding = nn.Embedding(5000, 64, padding_idx=0)
+                self.lstm = nn.LSTM(64, 128, batch_first=True, bidirectional=True)
+                self.gru = nn.GRU(256, 64, batch_first=True)
+                self.dense = nn.Linear(64, 1)
+
+            def forward(self, tokens):
+                # Left-padded rows: pack the real tokens, moved to the front.
+                lengths = (tokens != 0).sum(1)
+                order = torch.argsort((tokens == 0).int(), dim=1, stable=True)
+                tokens = torch.gather(tokens, 1, order)
+                pack = nn.utils.rnn.pack_padded_sequence(
+                    self.embedding(tokens), lengths, batch_first=True, enforce_sorted=False
+                )
+                h, _ = self.lstm(pack)
+                _, h = self.gru(h)
+                return self.dense(h[0])
+
+        model, loss = Text(), nn.BCEWithLogitsLoss()
+        x, y = torch.tensor(x, dtype=torch.long), torch.tensor(y)
+    elif name == "digits":
+
+        class Digits(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lstm = nn.LSTM(28, 64, batch_first=True)
+                self.norm, self.dense = nn.BatchNorm1d(64), nn.Linear(64, 10)
+
+            def forward(self, x):
+                return self.dense(self.norm(self.lstm(x)[1][0][0]))
+
+        model, loss = Digits(), nn.CrossEntropyLoss()
+        x, y = torch.tensor(x), torch.tensor(y, dtype=torch.long)
+    else:
+
+        class Stacked(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lstm = nn.LSTM(64, 128, num_layers=2, batch_first=True)
+                self.dense = nn.Linear(128, 1)
+
+            def forward(self, x):
+                return self.dense(self.lstm(x)[1][0][-1])
+
+        model, loss = Stacked(), nn.MSELoss()
+        x, y = torch.tensor(x), torch.tensor(y, dtype=torch.float32)
+    optimizer = torch.optim.Adam(model.parameters())
+
+    def epoch():
+        for start in range(0, len(x), BATCH):
+            optimizer.zero_grad()
+            value = loss(model(x[start : start + BATCH]), y[start : start + BATCH])
+            value.backward()
+            optimizer.step()
+        return value.item()
+
+    return epoch
+
+
 def run_backend(models, rounds):
     import keras
 
@@ -94,20 +166,25 @@ def run_backend(models, rounds):
     rows = []
     for name in models:
         x, y = make_data(name)
-        fitted = {}
+        epochs = {}
         for lib_name, lib in libs.items():
             model = make_model(name, lib)
             loss = LOSSES[name]
             if name == "digits":
                 loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
             model.compile("adam", loss)
-            model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)  # traces
-            fitted[lib_name] = model
-        times = {lib_name: [] for lib_name in libs}
+            epochs[lib_name] = functools.partial(
+                model.fit, x, y, batch_size=BATCH, epochs=1, verbose=0
+            )
+        if keras.backend.backend() == "torch":
+            epochs["native"] = torch_epoch(name, x, y)
+        for epoch in epochs.values():
+            epoch()  # traces
+        times = {lib_name: [] for lib_name in epochs}
         for _ in range(rounds):
-            for lib_name, model in fitted.items():
+            for lib_name, epoch in epochs.items():
                 start = time.perf_counter()
-                model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+                epoch()
                 times[lib_name].append(time.perf_counter() - start)
         row = {"backend": keras.backend.backend(), "model": name}
         row.update({k: round(statistics.median(v), 3) for k, v in times.items()})
@@ -116,14 +193,15 @@ def run_backend(models, rounds):
     return rows
 
 
-HEADER = f"{'backend':10} {'model':8} {'rnnx s':>8} {'keras s':>8} {'/keras':>7}"
+HEADER = f"{'backend':10} {'model':8} {'rnnx s':>8} {'keras s':>8} {'native s':>8} {'/keras':>7}"
 
 
 def _format(row):
     ratio = row["keras_rnnx"] / row["keras.layers"]
+    native = f"{row['native']:8.2f}" if "native" in row else f"{'-':>8}"
     return (
         f"{row['backend']:10} {row['model']:8} {row['keras_rnnx']:8.2f} "
-        f"{row['keras.layers']:8.2f} {ratio:7.2f}"
+        f"{row['keras.layers']:8.2f} {native} {ratio:7.2f}"
     )
 
 
