@@ -43,8 +43,8 @@ for backend in torch jax; do
 done
 echo "== torch: benchmark"
 KERAS_BACKEND=torch timeout 110 python3 benchmarks/bench.py --quick \
-  --json "$out/bench_torch.json" 2>&1 | grep -v -i warn | tee "$out/bench_torch.log"
+  --layers LSTM,GRU,SimpleRNN,LSTMx2,LSTM-bf16 --json "$out/bench_torch.json" 2>&1 | grep -v -i warn | tee "$out/bench_torch.log"
 echo "== jax: benchmark (LSTM: cuDNN)"
-KERAS_BACKEND=jax timeout 90 python3 benchmarks/bench.py --quick --layers LSTM \
+KERAS_BACKEND=jax timeout 90 python3 benchmarks/bench.py --quick --layers LSTM,LSTMx2 \
   --json "$out/bench_jax.json" 2>&1 | grep -v -i warn | tee "$out/bench_jax.log"
 exit $status
