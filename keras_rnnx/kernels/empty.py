@@ -34,15 +34,11 @@ class EmptyKernel:
     """Runs sequences with no rows or no steps, as the module docstring says.
 
     Not registered: selection runs it for every empty call before asking
-    the registered kernels, which then need not handle empty sequences.
+    the registered kernels, which then need not handle empty sequences; so
+    it has only what selection reads, a name and `run`.
     """
 
     name = "empty"
-    priority = 0
-    fused = True  # nothing to fuse: `use_cudnn=True` is satisfied
-
-    def why_not(self, call: RecurrentCall) -> str | None:
-        return None if is_empty(call) else "the sequences are not empty"
 
     def run(self, call: RecurrentCall):
         return empty_result(call)

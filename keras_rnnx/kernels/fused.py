@@ -82,7 +82,7 @@ def _one_call_options(cell):
     """What a one-call kernel needs the same in both directions (attributes,
     not `get_config`, which torch.compile cannot trace)."""
     return (
-        find_spec(cell)[0],
+        fused_spec(cell),
         cell.units,
         getattr(cell, "bias", None) is None,
         getattr(cell, "dropout", 0),
@@ -149,22 +149,20 @@ def last_valid(y, lengths, h0):
     return keep_initial_where_empty(lengths, ops.take_along_axis(y, index, axis=1)[:, 0], h0)
 
 
-def masked_outputs(y, h0, counts, zero_output_for_mask):
-    """The reference loop's outputs and last `h`, from a run of the valid steps.
+def masked_outputs(y, counts, zero_output_for_mask):
+    """The reference loop's outputs, from a run of the valid steps.
 
     `y` holds each row's outputs for its valid steps first, and `counts` says
-    where each step's output is, as `valid_steps_first` lays them out; `h0` is
-    the initial `h`, the state of a row with no valid step. A masked step
-    repeats the previous valid step's output (zeros before the first one, or
-    always zeros with `zero_output_for_mask`).
+    where each step's output is, as `valid_steps_first` lays them out. A
+    masked step repeats the previous valid step's output (zeros before the
+    first one, or always zeros with `zero_output_for_mask`).
     """
-    last = last_valid(y, counts[:, -1], h0)
     shown = counts > 0  # a step at or after the row's first valid step
     if zero_output_for_mask:
         previous = ops.concatenate([ops.zeros_like(counts[:, :1]), counts[:, :-1]], axis=1)
         shown = ops.logical_and(shown, counts > previous)  # a valid step itself
     y = _gather_steps(y, ops.maximum(counts - 1, 0))
-    return ops.where(shown[..., None], y, ops.zeros_like(y)), last
+    return ops.where(shown[..., None], y, ops.zeros_like(y))
 
 
 def in_vendor_dtype(x, states, dtypes):
@@ -224,7 +222,7 @@ def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
         final += layer_final
     y = x
     if counts is not None:
-        y, _ = masked_outputs(y, states[0], counts, call.zero_output_for_mask)
+        y = masked_outputs(y, counts, call.zero_output_for_mask)
     y, final = ops.cast(y, compute), [ops.cast(s, compute) for s in final]
     return y[:, -1], y, keras.tree.pack_sequence_as(call.states, final)
 

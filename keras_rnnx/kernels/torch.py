@@ -38,7 +38,7 @@ from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
 from keras_rnnx.kernels.specs import fused_spec
 
 # The vendor call of each mode; each has a padded and a packed overload.
-_KERNELS = {
+_OPS = {
     "lstm": torch._VF.lstm,
     "gru": torch._VF.gru,
     "rnn_tanh": torch._VF.rnn_tanh,
@@ -153,7 +153,7 @@ def _packed(spec, x, states, params, lengths):
     )  # a row with no valid step runs one, undone by `run_fused`
     order, unorder = pack.sorted_indices, pack.unsorted_indices
     flags = (len(params) == 4, 1, 0.0, False, False)
-    y, h = _KERNELS[spec.mode](pack.data, pack.batch_sizes, states[0][:, order], params, *flags)
+    y, h = _OPS[spec.mode](pack.data, pack.batch_sizes, states[0][:, order], params, *flags)
     y, _ = torch.nn.utils.rnn.pad_packed_sequence(
         torch.nn.utils.rnn.PackedSequence(y, pack.batch_sizes, order, unorder),
         batch_first=True,
@@ -169,9 +169,9 @@ def _fused(spec, x, states, params, bidirectional=False):
     has_biases = len(params) == 4 * (1 + bidirectional)  # (w_ih, w_hh, b_ih, b_hh) each
     flags = (has_biases, 1, 0.0, torch.is_grad_enabled(), bidirectional, True)
     if spec.states == 2:
-        y, h, c = _KERNELS[spec.mode](x, tuple(states), params, *flags)
+        y, h, c = _OPS[spec.mode](x, tuple(states), params, *flags)
         return y, [h, c]
-    y, h = _KERNELS[spec.mode](x, states[0], params, *flags)
+    y, h = _OPS[spec.mode](x, states[0], params, *flags)
     return y, [h]
 
 
