@@ -206,6 +206,11 @@ STACKS = {
         _stacked([_cell("GRUCell", 4), _cell("SimpleRNNCell", 4)]),
         _cell("SimpleRNNCell", UNITS, activation="relu"),
     ],
+    # Projected LSTMs, where the vendor projects (torch; TF's cuDNN).
+    "LSTMP-LSTMP": lambda: [
+        _cell("LSTMCell", 4, proj_size=3),
+        _cell("LSTMCell", UNITS, proj_size=2),
+    ],
 }
 STACK_OPTIONS = ("default", "sequences_state", "backwards", "zero_output")
 
@@ -233,12 +238,13 @@ def assert_stack_runs(stack, kernel, mask_kind, **options):
     assert keras_rnnx.explain(fused).kernel == kernel
 
 
-def assert_drop_connect_runs(layer, kernel, mask_kind="none"):
+def assert_drop_connect_runs(layer, kernel, mask_kind="none", **layer_options):
     """`layer` (a built-in layer's name) with `recurrent_kernel_dropout` runs
     `kernel` in training, with the reference loop's seeded masks."""
     import keras_rnnx
 
     options = {"recurrent_kernel_dropout": 0.4, "seed": 3, "return_sequences": True}
+    options.update(layer_options)
     make = lambda **kw: getattr(keras_rnnx, layer)(UNITS, **options, **kw)  # noqa: E731
     fused, reference = fast_and_reference(make)
     x, kwargs = sequences(), mask_kwargs(mask_kind)

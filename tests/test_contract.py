@@ -23,6 +23,12 @@ LAYERS = {
         3,
         1,
     ),
+    "LSTM_proj_size": (
+        keras_rnnx.LSTM,
+        {"units": 4, "proj_size": 2, "return_state": True},
+        4,
+        1,
+    ),
     "RNN_custom_cell": (keras_rnnx.RNN, {"cell": MinimalCell(3), "return_state": True}, 2, 0),
     "RNN_stacked_cells": (
         keras_rnnx.RNN,
@@ -55,6 +61,7 @@ LAYERS = {
 
 CELLS = {
     "LSTMCell": (keras_rnnx.LSTMCell, {"units": 3}, 3, 1),
+    "LSTMCell_proj_size": (keras_rnnx.LSTMCell, {"units": 4, "proj_size": 2}, 4, 1),
     "GRUCell": (keras_rnnx.GRUCell, {"units": 3, "reset_after": False}, 3, 1),
     "SimpleRNNCell": (keras_rnnx.SimpleRNNCell, {"units": 3, "dropout": 0.2}, 3, 1),
     "StackedRNNCells": (

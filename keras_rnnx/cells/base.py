@@ -248,10 +248,11 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks):
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
-        # kernel (I, gates*H), recurrent_kernel (H, gates*H), bias (gates*H,)
+        # kernel (I, gates*H), recurrent_kernel (O, gates*H), bias (gates*H,);
+        # O, the output's size, is H but for a projected LSTM.
         self.kernel = self._add_weight("kernel", (input_dim, self.gates * self.units))
         self.recurrent_kernel = self._add_weight(
-            "recurrent_kernel", (self.units, self.gates * self.units)
+            "recurrent_kernel", (self.output_size, self.gates * self.units)
         )
         self.bias = (
             self._add_weight("bias", self.bias_shape(), self.bias_initializer_fn())

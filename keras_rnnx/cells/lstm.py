@@ -24,6 +24,12 @@ class LSTMCell(BuiltinCell):
     `W = kernel (features, 4 units)`, `U = recurrent_kernel (units, 4 units)`,
     `b = bias (4 units,)`. States are `[h, c]`.
 
+    With `proj_size` (an LSTM with a recurrent projection, LSTMP, as
+    `torch.nn.LSTM(proj_size=...)` and cuDNN's `num_proj`), the output is
+    projected, `h_t = (o * act(c_t)) P` with `P = projection_kernel (units,
+    proj_size)`, and fed back: `U` is `(proj_size, 4 units)`, the states are
+    `[h (proj_size), c (units)]`.
+
     Args:
         units: positive int, the size of `h` and `c`.
         activation: activation of the candidate and the output (default `"tanh"`).
@@ -41,6 +47,10 @@ class LSTMCell(BuiltinCell):
             (DropConnect, AWD-LSTM's weight drop): recurrent regularisation
             that keeps the fused kernels, where `recurrent_dropout` runs the
             step loop. keras-rnnx's own; saved only when set.
+        proj_size: `None` (Keras's LSTM), or a positive int below `units`:
+            the size of the projected output `h`. `projection_kernel` takes
+            the kernel's initializer, regularizer and constraint.
+            keras-rnnx's own; saved only when set.
         seed: int seed for the dropout masks.
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
@@ -48,8 +58,9 @@ class LSTMCell(BuiltinCell):
         Called as `cell(inputs, [h, c], training=False)`: `(h_t, [h_t, c_t])`.
 
     Raises:
-        ValueError: `units` not a positive int, an unknown option name, or a
-            dropout rate outside [0, 1].
+        ValueError: `units` not a positive int, an unknown option name, a
+            dropout rate outside [0, 1], or `proj_size` not a positive int
+            below `units`.
 
     Examples:
         >>> import numpy as np, keras_rnnx
@@ -57,16 +68,54 @@ class LSTMCell(BuiltinCell):
         >>> out, h, c = layer(np.zeros((2, 3, 5), "float32"))
         >>> [tuple(t.shape) for t in (out, c)]
         [(2, 4), (2, 4)]
+        >>> projected = keras_rnnx.LSTM(8, proj_size=3, return_state=True)
+        >>> [tuple(t.shape) for t in projected(np.zeros((2, 3, 5), "float32"))]
+        [(2, 3), (2, 3), (2, 8)]
     """
 
     gates = 4
     extra_options = ("recurrent_activation", "unit_forget_bias")
+    own_options = {**BuiltinCell.own_options, "proj_size": None}
 
-    def __init__(self, units, *, recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
+    def __init__(
+        self,
+        units,
+        *,
+        recurrent_activation="sigmoid",
+        unit_forget_bias=True,
+        proj_size=None,
+        **kwargs,
+    ):
+        if proj_size is not None and (
+            isinstance(proj_size, bool)
+            or not isinstance(proj_size, int)
+            or not 0 < proj_size < units
+        ):
+            # torch and cuDNN take a projection only to fewer units.
+            raise ValueError(
+                "Expected `proj_size` to be None or a positive integer below "
+                f"`units` ({units!r}). Received: proj_size={proj_size!r}"
+            )
         super().__init__(units, **kwargs)
         self._set_option("recurrent_activation", recurrent_activation)
         self.unit_forget_bias = unit_forget_bias
-        self.state_size = [units, units]
+        self.proj_size = proj_size
+        self.output_size = proj_size or units
+        self.state_size = [self.output_size, units]
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        # Made last, so that a cell without one makes Keras's weights in
+        # Keras's order.
+        self.projection_kernel = None
+        if self.proj_size:
+            self.projection_kernel = self.add_weight(
+                shape=(self.units, self.proj_size),
+                name="projection_kernel",
+                initializer=self.kernel_initializer,
+                regularizer=self.kernel_regularizer,
+                constraint=self.kernel_constraint,
+            )
 
     def bias_initializer_fn(self):
         if not self.unit_forget_bias:
@@ -108,4 +157,7 @@ class LSTMCell(BuiltinCell):
         c = f * c_tm1 + i * self.activation(z_c)
         o = self.recurrent_activation(z_o)
         h = o * self.activation(c)
+        if self.projection_kernel is not None:
+            # Cast: Keras's `matmul` on torch gives float32 for float64 inputs.
+            h = ops.cast(ops.matmul(h, self.projection_kernel), h.dtype)
         return h, [h, c]

@@ -26,18 +26,21 @@ from keras_rnnx.kernels.specs import MODES, find_spec, fused_spec
 FLOATS = ("float32", "float64", "bfloat16", "float16")
 
 
-def why_not_fused(call: RecurrentCall, modes=MODES, dtypes=FLOATS):
+def why_not_fused(call: RecurrentCall, modes=MODES, dtypes=FLOATS, projects=False):
     """The reason a fused kernel that runs `modes` cannot run `call`'s cell,
     or None.
 
-    Covers the cell's spec (see `kernels/specs.py`; for a stack, each cell's)
-    and the call's options; the mask and the device are each kernel's own
-    business.
+    Covers the cell's spec (see `kernels/specs.py`; for a stack, each cell's),
+    its projection (`projects`: whether the vendor runs a projected LSTM, its
+    weights then with `w_hr`) and the call's options; the mask and the device
+    are each kernel's own business.
     """
     for cell in fused_layers(call.cell):
-        _, reason = find_spec(cell, modes)
+        spec, reason = find_spec(cell, modes)
         if reason is not None:
             return reason
+        if not projects and spec.projects(cell):
+            return "proj_size is set: this vendor's LSTM has no projection"
         if call.training and getattr(cell, "recurrent_dropout", 0) > 0:
             return (
                 "recurrent_dropout > 0 in training (recurrent_kernel_dropout, DropConnect "
@@ -180,7 +183,8 @@ def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
     `vendor(spec, weights, x, lengths, states) -> (outputs, final_states)`
     runs one layer: the cell of `spec` with `weights` (`[w_ih, w_hh, b_ih,
     b_hh]` in the vendor layout and `x`'s dtype, DropConnect applied in
-    training; biases `None` without a bias) over batch-major `x` in
+    training; biases `None` without a bias; and `w_hr` for a projected LSTM,
+    when the kernel's `why_not_fused` allows one) over batch-major `x` in
     processing order, rows right-padded to `lengths` (None when unmasked),
     from the flat initial `states`; it returns every step's output and the
     flat final states. With lengths, the outputs past a row's length and its

@@ -55,6 +55,11 @@ class FusedSpec:
         options: attribute values the cell must have for the equations to be
             its own, e.g. `{"activation": <tanh>, "reset_after": True}`; a cell
             with other values runs another kernel, and `explain` says why.
+        projection: for mode `"lstm"`, the name of the cell's attribute that
+            holds its output projection `(units, proj_size)` (torch's
+            `weight_hr` transposed; `"projection_kernel"` for `LSTMCell`), or
+            None when the cell never projects. A cell whose attribute is None
+            does not project.
 
     The cell has `units`, `kernel`, `recurrent_kernel` and `bias` (`None`
     without one), as the built-in cells do; `dropout` and
@@ -87,6 +92,7 @@ class FusedSpec:
     gate_order: tuple[int, ...] | None = None
     bias: str = "one"
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    projection: str | None = None
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -100,6 +106,11 @@ class FusedSpec:
             raise ValueError(
                 f"Expected `gate_order` to be a permutation of {tuple(range(self.gates))} "
                 f"for mode {self.mode!r}. Received: gate_order={self.gate_order!r}"
+            )
+        if self.projection is not None and self.mode != "lstm":
+            raise ValueError(
+                "Expected `projection` only for mode 'lstm' (the vendors project "
+                f"LSTMs only). Received: projection={self.projection!r}, mode={self.mode!r}"
             )
         object.__setattr__(self, "gate_order", order)
 
@@ -117,11 +128,17 @@ class FusedSpec:
         """Whether `cell` has the option values these equations need."""
         return all(_is(getattr(cell, name, None), v) for name, v in self.options.items())
 
+    def projects(self, cell) -> bool:
+        """Whether `cell` projects its output (has a projection weight)."""
+        return self.projection is not None and getattr(cell, self.projection, None) is not None
+
     def vendor_weights(self, cell, dtype=None, recurrent_kernel_mask=None):
         """`[w_ih, w_hh, b_ih, b_hh]` of `cell` in the vendor layout (see the
         module docstring), differentiable, cast to `dtype`; the biases are
         `None` when the cell has no bias. `recurrent_kernel_mask` (DropConnect,
-        shaped as `recurrent_kernel`) multiplies the recurrent kernel."""
+        shaped as `recurrent_kernel`) multiplies the recurrent kernel. A cell
+        that projects has a fifth weight, `w_hr (proj_size, units)`, as torch's
+        (`w_hh` is then `(gates * units, proj_size)`)."""
         kernel, recurrent = cell.kernel, cell.recurrent_kernel
         if recurrent_kernel_mask is not None:
             recurrent = ops.multiply(recurrent, ops.cast(recurrent_kernel_mask, recurrent.dtype))
@@ -134,6 +151,8 @@ class FusedSpec:
         else:
             bias = self._blocks(ops.convert_to_tensor(bias))
             weights += [bias, ops.zeros_like(bias)]
+        if self.projects(cell):
+            weights.append(ops.transpose(getattr(cell, self.projection)))
         dtype = dtype or kernel.dtype
         return [None if w is None else ops.cast(w, dtype) for w in weights]
 
@@ -244,7 +263,7 @@ def find_spec(cell, modes=MODES) -> tuple[FusedSpec | None, str | None]:
 _ACTIVATIONS = {"activation": TANH, "recurrent_activation": SIGMOID}
 
 for _spec in (
-    FusedSpec(LSTMCell, "lstm", options=_ACTIVATIONS),
+    FusedSpec(LSTMCell, "lstm", options=_ACTIVATIONS, projection="projection_kernel"),
     FusedSpec(
         GRUCell,
         "gru",

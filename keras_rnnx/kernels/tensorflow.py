@@ -92,10 +92,12 @@ def on_gpu() -> bool:
 
 def cudnn_rnn(x, h0, c0, params, lengths, rnn_mode):
     """One layer of `CudnnRNNV3`, batch-major, with lengths (a seam for tests).
+    An LSTM projects when `h0` is narrower than `c0`.
 
     Returns `(outputs, h, c)`: outputs are zeros past each row's length, and
     the states are those after its last valid step.
     """
+    projection = h0.shape[-1] if h0.shape[-1] != c0.shape[-1] else 0
     y, h, c, _, _ = tf.raw_ops.CudnnRNNV3(
         input=x,
         input_h=h0[:, None],
@@ -104,6 +106,7 @@ def cudnn_rnn(x, h0, c0, params, lengths, rnn_mode):
         is_training=True,
         rnn_mode=rnn_mode,
         sequence_lengths=lengths,
+        num_proj=projection,
         time_major=False,
     )
     return y, h[:, 0], c[:, 0]
@@ -112,11 +115,67 @@ def cudnn_rnn(x, h0, c0, params, lengths, rnn_mode):
 def cudnn_params(weights):
     """Vendor-layout weights as cuDNN's flat vector: the spec's vendor layout
     `(w_ih, w_hh, b_ih, b_hh)` raveled (each gate's matrix transposed, input
-    matrices then recurrent ones, then input and recurrent biases)."""
-    w_ih, w_hh, b_ih, b_hh = weights
+    matrices then recurrent ones, then input and recurrent biases). A
+    projected LSTM's (`w_hr`, a fifth weight) go through cuDNN's own
+    conversion, as where cuDNN keeps the projection is not documented."""
+    w_ih, w_hh, b_ih, b_hh, *projection = weights
     if b_ih is None:
         b_ih = b_hh = tf.zeros([w_ih.shape[0]], w_ih.dtype)
+    if projection:
+        return _projected_params(w_ih, w_hh, b_ih, b_hh, projection[0])
     return tf.concat([tf.reshape(w, [-1]) for w in (w_ih, w_hh, b_ih, b_hh)], axis=0)
+
+
+def params_from_canonical(weights, biases, num_units, input_size, num_proj):
+    """`CudnnRNNCanonicalToParamsV2` for one LSTM layer (a seam for tests):
+    cuDNN's flat params from its canonical weights and biases, per gate."""
+    return tf.raw_ops.CudnnRNNCanonicalToParamsV2(
+        num_layers=1,
+        num_units=num_units,
+        input_size=input_size,
+        weights=weights,
+        biases=biases,
+        num_proj=num_proj,
+    )
+
+
+def canonical_from_params(params, num_units, input_size, num_proj):
+    """`CudnnRNNParamsToCanonicalV2`, the inverse of `params_from_canonical`
+    (a seam for tests): `(weights, biases)`."""
+    return tf.raw_ops.CudnnRNNParamsToCanonicalV2(
+        num_layers=1,
+        num_units=num_units,
+        input_size=input_size,
+        params=params,
+        num_params_weights=9,
+        num_params_biases=8,
+        num_proj=num_proj,
+    )
+
+
+def _projected_params(w_ih, w_hh, b_ih, b_hh, w_hr):
+    """A projected LSTM's flat params, differentiable: TensorFlow has no
+    gradient for the conversion, which only places each canonical weight in
+    the flat vector, so its gradient takes each weight's gradient back out."""
+    sizes = {
+        "num_units": w_ih.shape[0] // 4,
+        "input_size": w_ih.shape[1],
+        "num_proj": w_hr.shape[0],
+    }
+    canonical = [*tf.split(w_ih, 4), *tf.split(w_hh, 4), w_hr, *tf.split(b_ih, 4)]
+    canonical += tf.split(b_hh, 4)
+
+    @tf.custom_gradient
+    def convert(*tensors):
+        params = params_from_canonical(list(tensors[:9]), list(tensors[9:]), **sizes)
+
+        def gradient(upstream):
+            weights, biases = canonical_from_params(upstream, **sizes)
+            return [*weights, *biases]
+
+        return params, gradient
+
+    return convert(*canonical)
 
 
 # CudnnRNNV3 runs all four, but Keras runs cuDNN for LSTM and GRU only, and
@@ -153,7 +212,7 @@ class TensorFlowCudnnKernel:
     xla = False  # CudnnRNNV3 has no XLA kernel
 
     def why_not(self, call: RecurrentCall) -> str | None:
-        reason = why_not_fused(call, modes=MODES)
+        reason = why_not_fused(call, modes=MODES, projects=True)
         if reason is None and not on_gpu():
             return "no GPU (CudnnRNNV3 runs on a CUDA device only)"
         return reason

@@ -48,7 +48,7 @@ _OPS = {
 
 def _params(weights):
     """The vendor-layout weights as torch's flat list `[w_ih, w_hh, (b_ih,
-    b_hh)]`, dense, as cuDNN needs them."""
+    b_hh), (w_hr)]`, dense, as cuDNN needs them."""
     return [w.contiguous() for w in weights if w is not None]
 
 
@@ -70,14 +70,14 @@ def _hold_cell_state_in_padding(x, params, lengths):
 def _vendor(spec, weights, x, lengths, states):
     """One layer through torch's fused kernel (see `run_fused`)."""
     states = [s[None] for s in states]  # (1, B, H)
-    params = _params(weights)
+    params, has_biases = _params(weights), weights[2] is not None
     if lengths is not None and _packs(spec):
-        y, final = _packed(spec, x, states, params, lengths)
+        y, final = _packed(spec, x, states, params, has_biases, lengths)
     else:
         if lengths is not None and spec.mode == "lstm":
             x, params = _hold_cell_state_in_padding(x, params, lengths)
         x = _inductor_trains(spec, x, params)
-        y, final = _fused(spec, x, states, params)
+        y, final = _fused(spec, x, states, params, has_biases)
     return y, [s[0] for s in final]
 
 
@@ -87,7 +87,7 @@ class TorchFusedKernel:
     fused = True
 
     def why_not(self, call: RecurrentCall) -> str | None:
-        return why_not_fused(call)
+        return why_not_fused(call, projects=True)
 
     def run(self, call: RecurrentCall):
         return run_fused(call, _vendor)
@@ -106,12 +106,11 @@ class TorchFusedKernel:
             for f, b in zip(keras.tree.flatten(forward.states), keras.tree.flatten(backward.states))
         ]  # (2, B, H)
         spec = fused_spec(forward.cell)
-        params = _params(spec.vendor_weights(forward.cell, x.dtype)) + _params(
-            spec.vendor_weights(backward.cell, x.dtype)
-        )
+        weights = [spec.vendor_weights(d.cell, x.dtype) for d in (forward, backward)]
+        params = _params(weights[0]) + _params(weights[1])
         x = _inductor_trains(spec, x, params)
-        y, final = _fused(spec, x, states, params, bidirectional=True)
-        units = forward.cell.units
+        y, final = _fused(spec, x, states, params, weights[0][2] is not None, bidirectional=True)
+        units = y.shape[-1] // 2
         results = []
         for direction, (call, y_d) in enumerate(
             ((forward, y[..., :units]), (backward, torch.flip(y[..., units:], dims=[1])))
@@ -142,7 +141,7 @@ def _packs(spec):
     return spec.states == 1 and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
 
 
-def _packed(spec, x, states, params, lengths):
+def _packed(spec, x, states, params, has_biases, lengths):
     """`_fused` over the valid steps only (they come first), as packed sequences.
 
     Measured here, that is faster in inference for GRU and SimpleRNN, and
@@ -152,7 +151,7 @@ def _packed(spec, x, states, params, lengths):
         x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
     )  # a row with no valid step runs one, undone by `run_fused`
     order, unorder = pack.sorted_indices, pack.unsorted_indices
-    flags = (len(params) == 4, 1, 0.0, False, False)
+    flags = (has_biases, 1, 0.0, False, False)
     y, h = _OPS[spec.mode](pack.data, pack.batch_sizes, states[0][:, order], params, *flags)
     y, _ = torch.nn.utils.rnn.pad_packed_sequence(
         torch.nn.utils.rnn.PackedSequence(y, pack.batch_sizes, order, unorder),
@@ -162,11 +161,11 @@ def _packed(spec, x, states, params, lengths):
     return y, [h[:, unorder]]
 
 
-def _fused(spec, x, states, params, bidirectional=False):
-    """`(outputs, [h, (c)])` from torch's fused kernel; states `(directions, B, H)`."""
+def _fused(spec, x, states, params, has_biases, bidirectional=False):
+    """`(outputs, [h, (c)])` from torch's fused kernel; states `(directions, B, H)`
+    (an LSTM projects when `h` is smaller than `c`, as torch reads it)."""
     # `train` keeps cuDNN's reserve space for the backward pass (dropout is
     # 0 here), so it follows autograd, not the layer's `training`.
-    has_biases = len(params) == 4 * (1 + bidirectional)  # (w_ih, w_hh, b_ih, b_hh) each
     flags = (has_biases, 1, 0.0, torch.is_grad_enabled(), bidirectional, True)
     if spec.states == 2:
         y, h, c = _OPS[spec.mode](x, tuple(states), params, *flags)

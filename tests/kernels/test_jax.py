@@ -166,6 +166,7 @@ def test_bidirectional_last_outputs_and_initial_state(cudnn):
         (lambda: keras_rnnx.GRU(UNITS), "no fused kernel for GRUCell"),
         (lambda: keras_rnnx.LSTM(UNITS, unroll=True), "unroll=True"),
         (lambda: keras_rnnx.LSTM(UNITS, activation="relu"), "activation is not tanh"),
+        (lambda: keras_rnnx.LSTM(UNITS, proj_size=2), "proj_size is set"),
     ],
 )
 def test_declines_with_a_reason(cudnn, make, reason):

@@ -10,6 +10,7 @@ graph too; on a GPU the real op runs instead.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from oracle import (
     KERNEL_OPTIONS,
@@ -40,12 +41,14 @@ def _cudnn_rnn_on_cpu(x, h0, c0, params, lengths, rnn_mode):
     import tensorflow as tf
 
     gates = 4 if rnn_mode == "lstm" else 3
-    features, units = x.shape[-1], h0.shape[-1]
-    sizes = [units * features] * gates + [units * units] * gates + [units] * 2 * gates
-    parts = tf.split(params, sizes)
+    features, units, width = x.shape[-1], c0.shape[-1], h0.shape[-1]
+    projection = [units * width] if width != units else []  # `_canonical_on_cpu`'s layout
+    sizes = [units * features] * gates + [units * width] * gates + projection
+    parts = tf.split(params, sizes + [units] * 2 * gates)
     w = [tf.transpose(tf.reshape(p, (units, features))) for p in parts[:gates]]
-    r = [tf.transpose(tf.reshape(p, (units, units))) for p in parts[gates : 2 * gates]]
-    bw, br = parts[2 * gates : 3 * gates], parts[3 * gates :]
+    r = [tf.transpose(tf.reshape(p, (units, width))) for p in parts[gates : 2 * gates]]
+    p = [tf.transpose(tf.reshape(p, (width, units))) for p in parts[2 * gates : len(sizes)]]
+    bw, br = parts[len(sizes) : len(sizes) + gates], parts[len(sizes) + gates :]
     h, c, ys = h0, c0, []
     for t in range(x.shape[1]):
         xt = x[:, t]
@@ -53,6 +56,7 @@ def _cudnn_rnn_on_cpu(x, h0, c0, params, lengths, rnn_mode):
             i, f, g, o = (xt @ w[k] + bw[k] + h @ r[k] + br[k] for k in range(4))
             new_c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
             new_h = tf.sigmoid(o) * tf.tanh(new_c)
+            new_h = new_h @ p[0] if p else new_h
         else:  # cuDNN's gate order: r, z, n
             rg, z = (tf.sigmoid(xt @ w[k] + bw[k] + h @ r[k] + br[k]) for k in range(2))
             n = tf.tanh(xt @ w[2] + bw[2] + rg * (h @ r[2] + br[2]))
@@ -63,26 +67,51 @@ def _cudnn_rnn_on_cpu(x, h0, c0, params, lengths, rnn_mode):
     return tf.stack(ys, axis=1), h, c
 
 
+def _params_from_canonical_on_cpu(weights, biases, num_units, input_size, num_proj):
+    """The canonical weights raveled in order: cuDNN's own layout of a
+    projection is not documented, so this stands in for the GPU's."""
+    import tensorflow as tf
+
+    assert len(weights) == 9 and len(biases) == 8
+    assert weights[0].shape == (num_units, input_size) and weights[8].shape == (num_proj, num_units)
+    return tf.concat([tf.reshape(t, [-1]) for t in weights + biases], axis=0)
+
+
+def _canonical_from_params_on_cpu(params, num_units, input_size, num_proj):
+    import tensorflow as tf
+
+    shapes = [(num_units, input_size)] * 4 + [(num_units, num_proj)] * 4
+    shapes += [(num_proj, num_units)] + [(num_units,)] * 8
+    parts = tf.split(params, [int(np.prod(s)) for s in shapes])
+    tensors = [tf.reshape(t, s) for t, s in zip(parts, shapes)]
+    return tensors[:9], tensors[9:]
+
+
 @pytest.fixture
 def cudnn(monkeypatch):
-    """The kernels' module, with CudnnRNNV3 replaced by its equations off the GPU."""
+    """The kernels' module, with CudnnRNNV3 (and cuDNN's conversion of a
+    projected LSTM's weights) replaced by their equations off the GPU."""
     from keras_rnnx.kernels import tensorflow as kernel
 
+    if not kernel.on_gpu():
+        monkeypatch.setattr(kernel, "params_from_canonical", _params_from_canonical_on_cpu)
+        monkeypatch.setattr(kernel, "canonical_from_params", _canonical_from_params_on_cpu)
     return stand_in_off_gpu(monkeypatch, kernel, "cudnn_rnn", _cudnn_rnn_on_cpu)
 
 
 OPTIONS = KERNEL_OPTIONS
+LAYERS = {"LSTM": {}, "GRU": {}, "LSTM-proj": {"proj_size": 2}}
 CASES = [
     (layer, case, mask)
-    for layer in ("LSTM", "GRU")
+    for layer in LAYERS
     for case in OPTIONS
     for mask in ("none", "right", "left", "empty_row", "holes")
 ]
 
 
 def _pair(layer, **options):
-    cls = getattr(keras_rnnx, layer)
-    return fast_and_reference(lambda **kw: cls(UNITS, **kw), **options)
+    cls = getattr(keras_rnnx, layer.split("-")[0])
+    return fast_and_reference(lambda **kw: cls(UNITS, **LAYERS[layer], **kw), **options)
 
 
 @pytest.mark.parametrize(("layer", "case", "mask_kind"), CASES, ids=["-".join(c) for c in CASES])
@@ -159,7 +188,7 @@ def test_a_simple_rnn_spec_is_not_run_by_cudnn_here(cudnn, monkeypatch):
 
 
 @pytest.mark.parametrize("policy", MIXED_TOLERANCE)
-@pytest.mark.parametrize("layer", ("LSTM", "GRU"))
+@pytest.mark.parametrize("layer", LAYERS)
 def test_mixed_precision_runs_cudnn(cudnn, layer, policy):
     # float16 runs as CudnnRNNV3's half type; bfloat16, which it lacks, in float32.
     fused, reference = _pair(layer, dtype=policy, return_sequences=True, return_state=True)
@@ -169,11 +198,12 @@ def test_mixed_precision_runs_cudnn(cudnn, layer, policy):
 
 
 @pytest.mark.parametrize("mask_kind", ("none", "left", "holes"))
-@pytest.mark.parametrize("stack", ("GRU-LSTM", "LSTM-GRU"))
+@pytest.mark.parametrize("stack", ("GRU-LSTM", "LSTM-GRU", "LSTMP-LSTMP"))
 def test_stacked_cells_run_cudnn_layer_by_layer(cudnn, stack, mask_kind):
     assert_stack_runs(stack, "tf-cudnn", mask_kind, **KERNEL_OPTIONS["backwards"])
 
 
-@pytest.mark.parametrize("layer", ("LSTM", "GRU"))
+@pytest.mark.parametrize("layer", LAYERS)
 def test_recurrent_kernel_dropout_runs_cudnn_in_training(cudnn, layer):
-    assert_drop_connect_runs(layer, "tf-cudnn", "left")
+    name, *_ = layer.split("-")
+    assert_drop_connect_runs(name, "tf-cudnn", "left", **LAYERS[layer])

@@ -40,6 +40,7 @@ LAYERS = {
     "GRU": {},
     "SimpleRNN": {},
     "SimpleRNN-relu": {"activation": "relu"},
+    "LSTM-proj": {"proj_size": 2},
 }
 CASES = [
     (layer, case, mask)
@@ -126,7 +127,7 @@ def test_recurrent_dropout_declines_only_in_training():
 
 BIDIRECTIONAL = [
     (layer, merge_mode, return_state)
-    for layer in ("LSTM", "GRU", "SimpleRNN-relu")
+    for layer in ("LSTM", "GRU", "SimpleRNN-relu", "LSTM-proj")
     for merge_mode in ("concat", "ave", None)
     for return_state in (False, True)
 ]
@@ -310,9 +311,10 @@ def test_stateful_stack_and_bidirectional_stack_run_fused():
 
 
 @pytest.mark.parametrize("mask_kind", ("none", "left"))
-@pytest.mark.parametrize("layer", ("LSTM", "GRU", "SimpleRNN"))
+@pytest.mark.parametrize("layer", ("LSTM", "GRU", "SimpleRNN", "LSTM-proj"))
 def test_recurrent_kernel_dropout_runs_fused_in_training(layer, mask_kind):
-    assert_drop_connect_runs(layer, "torch-fused", mask_kind)
+    name, *_ = layer.split("-")
+    assert_drop_connect_runs(name, "torch-fused", mask_kind, **LAYERS.get(layer, {}))
 
 
 def test_recurrent_dropout_in_training_points_to_recurrent_kernel_dropout():
