@@ -5,8 +5,11 @@
     python benchmarks/bench.py --plot speedup.png --from results/cpu_*.json
 
 Rows: LSTM, GRU, SimpleRNN, two stacked LSTM and GRU cells (`LSTMx2`:
-`RNN([cell, cell])`, natively `num_layers=2`) and LSTM and GRU under
-`mixed_bfloat16` (`-bf16`; natively bfloat16 throughout) x (batch, steps,
+`RNN([cell, cell])`, natively `num_layers=2`), LSTM and GRU under
+`mixed_bfloat16` (`-bf16`; natively bfloat16 throughout) and an LSTM with
+`proj_size = units / 2` (`LSTM-proj`; keras.layers has none, so its column is
+Keras's own `keras.layers.RNN` loop over the projected cell; natively torch's
+`proj_size`) x (batch, steps,
 features, units) shapes x unmasked / right-padded mask (lengths uniform in
 [T/2, T]) x inference (`predict_on_batch`) / train step (`train_on_batch`);
 native ops are in `native.py`. Prints medians
@@ -28,7 +31,16 @@ import native
 
 BACKENDS = ("tensorflow", "torch", "jax")
 SHAPES = ((64, 100, 64, 128), (16, 500, 32, 256))
-LAYERS = ("LSTM", "GRU", "SimpleRNN", "LSTMx2", "GRUx2", "LSTM-bf16", "GRU-bf16")
+LAYERS = (
+    "LSTM",
+    "GRU",
+    "SimpleRNN",
+    "LSTMx2",
+    "GRUx2",
+    "LSTM-bf16",
+    "GRU-bf16",
+    "LSTM-proj",
+)
 
 
 def make_data(batch, steps, features, units, masked):
@@ -65,7 +77,14 @@ def _keras_model(lib, layer, shape, masked):
     inputs = keras.Input((steps, features), batch_size=batch)
     x = keras.layers.Masking(0.0)(inputs) if masked else inputs
     family, depth, dtype = native.variant(layer)
-    if depth > 1:  # keras.layers' nearest equivalent of a multi-layer RNN
+    proj = native.projection(layer, units)
+    if proj and lib is keras.layers:  # Keras's loop over the projected cell
+        import keras_rnnx
+
+        rnn = keras.layers.RNN(keras_rnnx.LSTMCell(units, proj_size=proj))
+    elif proj:
+        rnn = lib.LSTM(units, proj_size=proj)
+    elif depth > 1:  # keras.layers' nearest equivalent of a multi-layer RNN
         rnn = lib.RNN([getattr(lib, f"{family}Cell")(units) for _ in range(depth)])
     else:
         rnn = getattr(lib, family)(units, dtype=None if dtype == "float32" else f"mixed_{dtype}")
@@ -92,6 +111,7 @@ def run_backend(quick, layers=LAYERS):
         for layer in layers:
             for masked in (False, True):
                 x, y, lengths = make_data(*shape, masked)
+                y = y[:, : native.projection(layer, shape[-1])]  # the output's width
                 impls = {
                     "keras_rnnx": _keras_fns(keras_rnnx, layer, shape, masked, x, y),
                     "keras.layers": _keras_fns(keras.layers, layer, shape, masked, x, y),

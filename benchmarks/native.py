@@ -4,9 +4,9 @@ Every function returns `(infer, train)`: zero-argument callables that run one
 forward pass, or one SGD step on an MSE loss of the last state, and bring the
 result (the last state, or the loss) to the host, as Keras's
 `predict_on_batch` and `train_on_batch` do. torch uses `torch.nn.LSTM/GRU/RNN`
-(packed sequences when masked); JAX a jitted `lax.scan` and TensorFlow a
-`tf.function` loop over the same gate equations as Keras's cells, masked steps
-carrying the states.
+(packed sequences when masked; `proj_size` for a projected LSTM); JAX a
+jitted `lax.scan` and TensorFlow a `tf.function` loop over the same gate
+equations as Keras's cells, masked steps carrying the states.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ GATES = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}
 
 def variant(layer):
     """`(cell family, layers stacked, dtype)` of a benchmark row's layer name:
-    `"LSTM"`, `"LSTMx2"` (two stacked), `"LSTM-bf16"` (bfloat16 compute)."""
+    `"LSTM"`, `"LSTMx2"` (two stacked), `"LSTM-bf16"` (bfloat16 compute),
+    `"LSTM-proj"` (projected, see `projection`)."""
+    if layer.endswith("-proj"):
+        return layer[: -len("-proj")], 1, "float32"
     if layer.endswith("-bf16"):
         return layer[: -len("-bf16")], 1, "bfloat16"
     if layer.endswith("x2"):
@@ -26,9 +29,15 @@ def variant(layer):
     return layer, 1, "float32"
 
 
+def projection(layer, units):
+    """A projected row's `proj_size` (half the units), else None."""
+    return units // 2 if layer.endswith("-proj") else None
+
+
 def step(layer, m, params, x_t, states):
-    """One step of Keras's cell equations in the array module `m`."""
-    w, u, b = params
+    """One step of Keras's cell equations in the array module `m` (an LSTM
+    with a fourth parameter projects its output, as torch's `proj_size`)."""
+    w, u, b, *p = params
     h = states[0]
     if layer == "GRU":  # reset_after=True: bias (2, 3 units)
         xz, xr, xh = m.split(m.matmul(x_t, w) + b[0], 3)
@@ -40,7 +49,8 @@ def step(layer, m, params, x_t, states):
         return (m.tanh(z),)
     i, f, g, o = m.split(z, 4)
     c = m.sigmoid(f) * states[1] + m.sigmoid(i) * m.tanh(g)
-    return (m.sigmoid(o) * m.tanh(c), c)
+    h = m.sigmoid(o) * m.tanh(c)
+    return (m.matmul(h, p[0]) if p else h, c)
 
 
 def stacked_step(layer, m, params, x_t, states):
@@ -53,28 +63,31 @@ def stacked_step(layer, m, params, x_t, states):
     return tuple(new)
 
 
-def _stack_params(layer, features, units, depth, cast):
+def _stack_params(layer, features, units, depth, cast, proj=None):
     return [
-        [cast(p) for p in _initial_params(layer, features if k == 0 else units, units)]
+        [cast(p) for p in _initial_params(layer, features if k == 0 else units, units, proj)]
         for k in range(depth)
     ]
 
 
-def _shapes(layer, features, units):
+def _shapes(layer, features, units, proj):
     n = GATES[layer] * units
-    return (features, n), (units, n), ((2, n) if layer == "GRU" else (n,))
+    return (features, n), (proj or units, n), ((2, n) if layer == "GRU" else (n,))
 
 
-def _initial_params(layer, features, units):
+def _initial_params(layer, features, units, proj=None):
     import numpy as np
 
     rng = np.random.RandomState(1)
-    w, u, b = _shapes(layer, features, units)
-    return [
+    w, u, b = _shapes(layer, features, units, proj)
+    params = [
         (rng.randn(*w) * 0.1).astype("float32"),
         (rng.randn(*u) * 0.1).astype("float32"),
         np.zeros(b, "float32"),
     ]
+    if proj:
+        params.append((rng.randn(units, proj) * 0.1).astype("float32"))
+    return params
 
 
 def _mask(x, lengths):
@@ -97,14 +110,15 @@ def jax_fns(layer, shape, masked, x, y, lengths):
         tanh=jnp.tanh,
         split=lambda a, n: jnp.split(a, n, axis=-1),
     )
+    proj = projection(layer, shape[-1])
     layer, depth, dtype = variant(layer)
     batch, _, features, units = shape
-    params = _stack_params(layer, features, units, depth, lambda p: jnp.asarray(p, dtype))
+    params = _stack_params(layer, features, units, depth, lambda p: jnp.asarray(p, dtype), proj)
     xs, mask, yj = jnp.asarray(x, dtype), jnp.asarray(_mask(x, lengths)), jnp.asarray(y, dtype)
 
     def forward(params, xs, mask):
-        h0 = jnp.zeros((batch, units), xs.dtype)
-        states = tuple((h0, h0) if layer == "LSTM" else (h0,) for _ in params)
+        h0, c0 = jnp.zeros((batch, proj or units), xs.dtype), jnp.zeros((batch, units), xs.dtype)
+        states = tuple((h0, c0) if layer == "LSTM" else (h0,) for _ in params)
 
         def body(states, inputs):
             x_t, m_t = inputs
@@ -144,15 +158,17 @@ def tensorflow_fns(layer, shape, masked, x, y, lengths):
         tanh=tf.tanh,
         split=lambda a, n: tf.split(a, n, axis=-1),
     )
+    proj = projection(layer, shape[-1])
     layer, depth, dtype = variant(layer)
     batch, steps, features, units = shape
-    params = _stack_params(layer, features, units, depth, lambda p: tf.Variable(p, dtype=dtype))
+    variable = lambda p: tf.Variable(p, dtype=dtype)  # noqa: E731
+    params = _stack_params(layer, features, units, depth, variable, proj)
     xs, mask = tf.constant(x, dtype), tf.constant(_mask(x, lengths))
     yt = tf.constant(y, dtype)
 
     def forward(xs, mask):
-        h0 = tf.zeros((batch, units), xs.dtype)
-        states = tuple((h0, h0) if layer == "LSTM" else (h0,) for _ in params)
+        h0, c0 = tf.zeros((batch, proj or units), xs.dtype), tf.zeros((batch, units), xs.dtype)
+        states = tuple((h0, c0) if layer == "LSTM" else (h0,) for _ in params)
         xs_t, mask_t = tf.transpose(xs, [1, 0, 2]), tf.transpose(mask)
         for t in tf.range(steps):
             new = stacked_step(layer, m, params, xs_t[t], states)
@@ -181,11 +197,14 @@ def torch_fns(layer, shape, masked, x, y, lengths):
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    proj = projection(layer, shape[-1])
     layer, depth, dtype = variant(layer)
     dtype = getattr(torch, dtype)
     _, _, features, units = shape
     module = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "SimpleRNN": torch.nn.RNN}[layer]
-    rnn = module(features, units, num_layers=depth, batch_first=True).to(device, dtype)
+    options = {"proj_size": proj} if proj else {}
+    rnn = module(features, units, num_layers=depth, batch_first=True, **options)
+    rnn = rnn.to(device, dtype)
     optimizer = torch.optim.SGD(rnn.parameters(), lr=0.01)
     xt = torch.tensor(x, device=device, dtype=dtype)
     yt = torch.tensor(y, device=device, dtype=dtype)

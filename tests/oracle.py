@@ -41,6 +41,7 @@ KERNEL_OPTIONS = {
     "sequences_state": {"return_sequences": True, "return_state": True},
     "backwards": {"go_backwards": True, "return_sequences": True, "return_state": True},
     "zero_output": {"zero_output_for_mask": True, "return_sequences": True},
+    "zero_output_last": {"zero_output_for_mask": True, "return_state": True},
     "zero_output_backwards": {
         "zero_output_for_mask": True,
         "go_backwards": True,

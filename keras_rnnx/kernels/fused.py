@@ -168,6 +168,20 @@ def masked_outputs(y, counts, zero_output_for_mask):
     return ops.where(shown[..., None], y, ops.zeros_like(y))
 
 
+def last_output(y, counts, zero_output_for_mask):
+    """`masked_outputs(y, counts, zero_output_for_mask)[:, -1]`, the last
+    step's output, without gathering the others: the last valid step's
+    output (zeros for a row with none, or when the last step is masked and
+    `zero_output_for_mask`)."""
+    lengths = counts[:, -1]
+    zeros = ops.zeros_like(y[:, 0])
+    last = last_valid(y, lengths, zeros)
+    if zero_output_for_mask:
+        previous = ops.concatenate([ops.zeros_like(counts[:, :1]), counts], axis=1)[:, -2]
+        last = ops.where((lengths > previous)[:, None], last, zeros)
+    return last
+
+
 def in_vendor_dtype(x, states, dtypes):
     """`(x, states, compute dtype)`: `x` and `states` in float32 unless their
     dtype is one of `dtypes`, those a vendor op takes."""
@@ -225,8 +239,10 @@ def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
             ]
         final += layer_final
     y = x
-    if counts is not None:
+    if counts is not None and call.return_sequences:
         y = masked_outputs(y, counts, call.zero_output_for_mask)
+    elif counts is not None:  # the layer reads the last output only
+        y = last_output(y, counts, call.zero_output_for_mask)[:, None]
     y, final = ops.cast(y, compute), [ops.cast(s, compute) for s in final]
     return y[:, -1], y, keras.tree.pack_sequence_as(call.states, final)
 

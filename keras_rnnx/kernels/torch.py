@@ -71,7 +71,7 @@ def _vendor(spec, weights, x, lengths, states):
     """One layer through torch's fused kernel (see `run_fused`)."""
     states = [s[None] for s in states]  # (1, B, H)
     params, has_biases = _params(weights), weights[2] is not None
-    if lengths is not None and _packs(spec):
+    if lengths is not None and _packs(spec, weights):
         y, final = _packed(spec, x, states, params, has_biases, lengths)
     else:
         if lengths is not None and spec.mode == "lstm":
@@ -134,31 +134,38 @@ def _inductor_trains(spec, x, params):
     return x
 
 
-def _packs(spec):
+def _packs(spec, weights):
     """Whether a masked call runs packed sequences: eager inference of a cell
-    with one state (packing reads the lengths on the host, which tracing
-    cannot)."""
-    return spec.states == 1 and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+    with one state or of a projected LSTM, which oneDNN does not run
+    (packing reads the lengths on the host, which tracing cannot)."""
+    return (
+        (spec.states == 1 or len(weights) == 5)
+        and not torch.is_grad_enabled()
+        and not torch.compiler.is_compiling()
+    )
 
 
 def _packed(spec, x, states, params, has_biases, lengths):
     """`_fused` over the valid steps only (they come first), as packed sequences.
 
-    Measured here, that is faster in inference for GRU and SimpleRNN, and
-    slower for LSTM and in training (benchmarks/README.md).
+    Measured here, that is faster in inference for GRU, SimpleRNN and a
+    projected LSTM, and slower for LSTM (on oneDNN) and in training
+    (benchmarks/README.md).
     """
     pack = torch.nn.utils.rnn.pack_padded_sequence(
         x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
     )  # a row with no valid step runs one, undone by `run_fused`
     order, unorder = pack.sorted_indices, pack.unsorted_indices
     flags = (has_biases, 1, 0.0, False, False)
-    y, h = _OPS[spec.mode](pack.data, pack.batch_sizes, states[0][:, order], params, *flags)
+    hx = [s[:, order] for s in states]
+    hx = tuple(hx) if spec.states == 2 else hx[0]
+    y, *final = _OPS[spec.mode](pack.data, pack.batch_sizes, hx, params, *flags)
     y, _ = torch.nn.utils.rnn.pad_packed_sequence(
         torch.nn.utils.rnn.PackedSequence(y, pack.batch_sizes, order, unorder),
         batch_first=True,
         total_length=x.shape[1],
     )
-    return y, [h[:, unorder]]
+    return y, [s[:, unorder] for s in final]
 
 
 def _fused(spec, x, states, params, has_biases, bidirectional=False):

@@ -194,9 +194,11 @@ def test_torch_compile_traces_the_fused_kernel_whole(mask_kind):
     assert keras_rnnx.explain(fused).kernel == "torch-fused"
 
 
-@pytest.mark.parametrize("layer", ("GRU", "SimpleRNN-relu"))
+@pytest.mark.parametrize("layer", ("GRU", "SimpleRNN-relu", "LSTM-proj"))
 @pytest.mark.parametrize("mask_kind", ("right", "left", "empty_row", "holes"))
-@pytest.mark.parametrize("case", ("sequences_state", "backwards", "zero_output"))
+@pytest.mark.parametrize(
+    "case", ("sequences_state", "backwards", "zero_output", "zero_output_last")
+)
 def test_inference_without_autograd_runs_packed_sequences(monkeypatch, layer, mask_kind, case):
     import torch
 
