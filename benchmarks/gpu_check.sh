@@ -9,7 +9,8 @@
 # It runs the kernel parity and oracle tests, the masked-step property on the
 # fused kernels, and the docs page with a GPU-only block, on CUDA for torch and
 # jax, then
-# the benchmark rows (quick: the first shape), writing logs and JSON under $OUT.
+# the benchmark rows (quick: the first shape) and a profile of a masked LSTM
+# predict on torch, writing logs and JSON under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,14 +37,18 @@ status=0
 for backend in torch jax; do
   echo "== $backend: parity tests on the GPU"
   KERAS_BACKEND=$backend timeout 150 python3 -m pytest -q -n 8 -p no:cacheprovider \
-    tests/kernels tests/layers/test_oracle.py "tests/test_docs.py::test_code_blocks_run[kernels.md]" \
+    tests/kernels tests/layers/test_oracle.py tests/layers/test_projection.py \
+    "tests/test_docs.py::test_code_blocks_run[kernels.md]" \
     "tests/layers/test_masked_steps.py::test_values_at_masked_steps_change_nothing" -k "not (masked_steps and reference)" \
     2>&1 | tee "$out/tests_$backend.log" | tail -8
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
 echo "== torch: benchmark"
 KERAS_BACKEND=torch timeout 110 python3 benchmarks/bench.py --quick \
-  --layers LSTM,GRU,SimpleRNN,LSTMx2,LSTM-bf16 --json "$out/bench_torch.json" 2>&1 | grep -v -i warn | tee "$out/bench_torch.log"
+  --layers LSTM,GRU,SimpleRNN,LSTMx2,LSTM-bf16,LSTM-proj --json "$out/bench_torch.json" 2>&1 | grep -v -i warn | tee "$out/bench_torch.log"
+echo "== torch: profile of a masked LSTM predict (keras-rnnx, torch.nn)"
+KERAS_BACKEND=torch timeout 40 python3 benchmarks/profile_masked.py 2>&1 | grep -v -i warn \
+  > "$out/profile_masked_torch.log"; grep -A14 "^==" "$out/profile_masked_torch.log" | cut -c1-160
 echo "== jax: benchmark (LSTM: cuDNN)"
 KERAS_BACKEND=jax timeout 90 python3 benchmarks/bench.py --quick --layers LSTM,LSTMx2 \
   --json "$out/bench_jax.json" 2>&1 | grep -v -i warn | tee "$out/bench_jax.log"
