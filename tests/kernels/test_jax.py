@@ -39,9 +39,7 @@ import keras_rnnx
 pytestmark = only_on("jax", "the cuDNN LSTM kernel")
 
 # The masked forward zero-output cases decline here (see test_forward_zero_output...).
-OPTIONS = {
-    k: v for k, v in KERNEL_OPTIONS.items() if k not in ("zero_output", "zero_output_last")
-}
+OPTIONS = {k: v for k, v in KERNEL_OPTIONS.items() if k not in ("zero_output", "zero_output_last")}
 # Left-padded and holed masks run the reference loop inside the same call.
 CASES = [(c, m) for c in OPTIONS for m in ("none", "right", "empty_row", "holes")]
 
