@@ -30,8 +30,10 @@ def _install(session, *requirements):
 @nox.session
 @nox.parametrize("backend", BACKENDS)
 def tests(session, backend):
-    """The test suite on one backend, with only that backend installed."""
-    _install(session, "-e", f".[test,{backend}]")
+    """The test suite on one backend, with only that backend installed (and
+    torch's CPU build on every backend, as the module `from_torch` reads and
+    `to_torch` writes)."""
+    _install(session, "-e", f".[test,{backend}]", "torch")
     _install(session, "./examples/plugin")
     workers = os.environ.get("PYTEST_WORKERS", "2")
     session.run("pytest", "-n", workers, *session.posargs, env={"KERAS_BACKEND": backend})

@@ -10,6 +10,7 @@ from keras_rnnx.cells.registry import register_cell, registered_cells
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
 from keras_rnnx.cells.stacked import StackedRNNCells
 from keras_rnnx.explain import explain
+from keras_rnnx.interop import from_torch, to_torch
 from keras_rnnx.kernels import (
     FusedSpec,
     Kernel,
@@ -43,10 +44,12 @@ __all__ = [
     "SimpleRNNCell",
     "StackedRNNCells",
     "explain",
+    "from_torch",
     "fused_spec",
     "register_fused_spec",
     "register_cell",
     "register_kernel",
     "registered_cells",
     "registered_kernels",
+    "to_torch",
 ]

@@ -20,6 +20,7 @@ import dataclasses
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_rnnx.cells.gru import GRUCell
@@ -155,6 +156,28 @@ class FusedSpec:
             weights.append(ops.transpose(getattr(cell, self.projection)))
         dtype = dtype or kernel.dtype
         return [None if w is None else ops.cast(w, dtype) for w in weights]
+
+    def set_vendor_weights(self, cell, weights):
+        """Set a built `cell`'s weights from `weights` in the vendor layout,
+        the inverse of `vendor_weights`: `[w_ih, w_hh, b_ih, b_hh]` (and
+        `w_hr` for a cell that projects), arrays; a bias layout `"one"` adds
+        the two biases, and a cell without a bias takes `None`s."""
+        arrays = [None if w is None else np.asarray(w) for w in weights]
+        w_ih, w_hh, b_ih, b_hh, *projection = arrays
+        cell.kernel.assign(self._cell_blocks(w_ih).T)
+        cell.recurrent_kernel.assign(self._cell_blocks(w_hh).T)
+        if getattr(cell, "bias", None) is not None:
+            if self.bias == "two":
+                cell.bias.assign(np.stack([self._cell_blocks(b_ih), self._cell_blocks(b_hh)]))
+            else:
+                cell.bias.assign(self._cell_blocks(b_ih + b_hh))
+        if projection:
+            getattr(cell, self.projection).assign(projection[0].T)
+
+    def _cell_blocks(self, w):
+        """`w`'s gate blocks (along its first axis) back in the cell's order."""
+        blocks = np.split(w, self.gates, axis=0)
+        return np.concatenate([blocks[self.gate_order.index(i)] for i in range(self.gates)])
 
     def _blocks(self, w):
         """`w`'s gate blocks (along its first axis) in the vendor's order."""

@@ -1,10 +1,6 @@
-"""`LSTM(proj_size=...)`: torch's projected LSTM (LSTMP), on every backend.
-
-The oracle is `torch.nn.LSTM(proj_size=...)` given the same weights. Where
-torch is not installed (the TensorFlow and JAX environments), its documented
-equations in NumPy stand in; on torch, those equations are checked against
-`torch.nn.LSTM` too, so the stand-in cannot drift from it.
-"""
+"""`LSTM(proj_size=...)`: torch's projected LSTM (LSTMP), on every backend,
+against `torch.nn.LSTM(proj_size=...)` given the same weights (torch is
+installed in every backend's test session)."""
 
 from __future__ import annotations
 
@@ -13,7 +9,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from backend_utils import BACKEND, coefficients_for, outputs_and_gradients, to_numpy
+from backend_utils import coefficients_for, outputs_and_gradients, to_numpy
 from oracle import (
     UNITS,
     assert_all_close,
@@ -25,28 +21,13 @@ from oracle import (
 
 import keras_rnnx
 
+torch = pytest.importorskip("torch", reason="torch.nn.LSTM is the oracle")
+
 PROJ = 2
 
 
-def _sigmoid(z):
-    return 1 / (1 + np.exp(-z))
-
-
-def _numpy_lstmp(x, kernel, recurrent, bias, projection, h, c):
-    """torch.nn.LSTM's equations with `proj_size`, Keras's weight layout."""
-    outputs = []
-    for t in range(x.shape[1]):
-        z = x[:, t] @ kernel + h @ recurrent + bias
-        i, f, g, o = np.split(z, 4, axis=-1)
-        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-        h = (_sigmoid(o) * np.tanh(c)) @ projection
-        outputs.append(h)
-    return np.stack(outputs, axis=1), h, c
-
-
 def _torch_lstmp(x, kernel, recurrent, bias, projection, h, c):
-    import torch
-
+    """torch.nn.LSTM(proj_size) with Keras's weights, from states `h`, `c`."""
     units, proj = projection.shape
     lstm = torch.nn.LSTM(x.shape[-1], units, proj_size=proj, batch_first=True)
     with torch.no_grad():
@@ -60,14 +41,6 @@ def _torch_lstmp(x, kernel, recurrent, bias, projection, h, c):
             getattr(lstm, name).copy_(torch.tensor(value))
     y, (h, c) = lstm(torch.tensor(x), (torch.tensor(h)[None], torch.tensor(c)[None]))
     return [t.detach().numpy() for t in (y, h[0], c[0])]
-
-
-def _oracle():
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return _numpy_lstmp
-    return _torch_lstmp
 
 
 def _projected(**options):
@@ -85,25 +58,12 @@ def test_matches_torch_lstm_with_proj_size(use_cudnn):
     assert h0.shape[-1] == PROJ and c0.shape[-1] == UNITS + 2
     got = [to_numpy(t) for t in layer(x, initial_state=[h0, c0])]
     weights = [to_numpy(w) for w in layer.weights]
-    want = _oracle()(x, *weights, h0, c0)
+    want = _torch_lstmp(x, *weights, h0, c0)
     assert_all_close(got, want, "outputs, h, c")
 
 
-@pytest.mark.skipif(BACKEND != "torch", reason="torch.nn.LSTM is installed with torch only")
-def test_numpy_equations_are_torch_lstm():
-    rng = np.random.RandomState(0)
-    shapes = [(5, 4 * 6), (PROJ, 4 * 6), (4 * 6,), (6, PROJ), (4, PROJ), (4, 6)]
-    arrays = [rng.randn(*s).astype("float32") for s in shapes]
-    x = rng.randn(4, 7, 5).astype("float32")
-    want = _torch_lstmp(x, *arrays)
-    assert_all_close(_numpy_lstmp(x, *arrays), want, "NumPy equations")
-
-
-@pytest.mark.skipif(BACKEND != "torch", reason="torch.nn.LSTM is installed with torch only")
 @pytest.mark.parametrize("use_cudnn", ("auto", False))
 def test_gradients_match_torch_lstm(use_cudnn):
-    import torch
-
     layer = keras_rnnx.LSTM(UNITS + 2, proj_size=PROJ, return_sequences=True, use_cudnn=use_cudnn)
     x = sequences()
     coefficients = coefficients_for(layer(x))
