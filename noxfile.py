@@ -32,8 +32,8 @@ def _install(session, *requirements):
 def tests(session, backend):
     """The test suite on one backend, with only that backend installed (and
     torch's CPU build on every backend, as the module `from_torch` reads and
-    `to_torch` writes)."""
-    _install(session, "-e", f".[test,{backend}]", "torch")
+    `to_torch` writes), and the export runtimes."""
+    _install(session, "-e", f".[test,export,{backend}]", "torch")
     _install(session, "./examples/plugin")
     workers = os.environ.get("PYTEST_WORKERS", "2")
     session.run("pytest", "-n", workers, *session.posargs, env={"KERAS_BACKEND": backend})

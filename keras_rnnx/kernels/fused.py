@@ -116,15 +116,17 @@ def keep_initial_where_empty(lengths, state, initial):
 
 
 def _gather_steps(x, index):
-    """`x[b, index[b, t]]` for `x` shaped `(batch, time, features)`."""
+    """`x[b, index[b, t]]` for `x` shaped `(batch, time, features)` and
+    `index` `(batch, steps)`."""
     batch, time, features = ops.shape(x)
     rows = ops.arange(batch, dtype="int32")[:, None] * time
-    # One row index per step: `take_along_axis` would take one per value.
+    # One row index per step: `take_along_axis` would take one per value (and
+    # ONNX's exporter has no `take_along_dim`).
     steps = ops.take(ops.reshape(x, (-1, features)), ops.reshape(rows + index, (-1,)), axis=0)
-    return ops.reshape(steps, (batch, time, features))
+    return ops.reshape(steps, (batch, ops.shape(index)[1], features))
 
 
-def valid_steps_first(x, mask, go_backwards):
+def valid_steps_first(x, mask, go_backwards, sort=True):
     """`(x, counts)`: `x` in processing order (`go_backwards` reverses it) with
     each row's valid steps first and its masked steps after them, and
     `counts[b, t]`, how many valid steps row `b` has run by step `t` of its
@@ -133,23 +135,30 @@ def valid_steps_first(x, mask, go_backwards):
     Any mask: right- and left-padded ones and masks with holes alike. A fused
     kernel then runs the rows as right-padded, so each row's valid outputs and
     states are exact; `masked_outputs` puts the outputs back in place.
+    `sort=False` finds the new order without sorting, in `O(time**2)` per
+    row, for exporters that have no (stable) sort.
     """
     mask = ops.cast(mask, "bool")
     if go_backwards:
         x, mask = ops.flip(x, axis=1), ops.flip(mask, axis=1)
     time = ops.shape(x)[1]
     steps = ops.arange(time, dtype="int32")[None, :]
-    # Valid steps keep their order, ahead of every masked one.
-    order = ops.argsort(ops.where(mask, steps, steps + time), axis=-1)
-    return _gather_steps(x, order), ops.cumsum(ops.cast(mask, "int32"), axis=1)
+    counts = ops.cumsum(ops.cast(mask, "int32"), axis=1)
+    if sort:  # valid steps keep their order, ahead of every masked one
+        order = ops.argsort(ops.where(mask, steps, steps + time), axis=-1)
+    else:  # where each step goes, inverted: the step that lands at each place
+        lengths = counts[:, -1:]
+        place = ops.where(mask, counts - 1, lengths + steps - counts)
+        lands = ops.cast(ops.equal(place[:, :, None], steps[:, None, :]), "int32")
+        order = ops.sum(lands * steps[:, :, None], axis=1)
+    return _gather_steps(x, order), counts
 
 
 def last_valid(y, lengths, h0):
     """Each row's output at its last valid step of right-padded `y`, or `h0`
     for a row with none."""
-    batch, _, units = ops.shape(y)
-    index = ops.broadcast_to(ops.maximum(lengths - 1, 0)[:, None, None], (batch, 1, units))
-    return keep_initial_where_empty(lengths, ops.take_along_axis(y, index, axis=1)[:, 0], h0)
+    last = _gather_steps(y, ops.maximum(lengths - 1, 0)[:, None])[:, 0]
+    return keep_initial_where_empty(lengths, last, h0)
 
 
 def masked_outputs(y, counts, zero_output_for_mask):
@@ -191,7 +200,7 @@ def in_vendor_dtype(x, states, dtypes):
     return x, states, compute
 
 
-def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
+def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS, exporting=False):
     """Run `call` through a vendor's fused kernel: the path every backend shares.
 
     `vendor(spec, weights, x, lengths, states) -> (outputs, final_states)`
@@ -210,7 +219,8 @@ def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
     The vendor runs in `x`'s dtype: one of `dtypes`, the dtypes the vendor op
     takes; inputs of another float dtype (bfloat16 where cuDNN has no
     bfloat16 RNN) run in float32, and the results are cast back. Returns what
-    `Kernel.run` returns.
+    `Kernel.run` returns. `exporting`: the call is traced for an exporter,
+    so masks are laid out without a sort (see `valid_steps_first`).
     """
     cells = fused_layers(call.cell)
     flat_states = keras.tree.flatten(call.states)
@@ -220,7 +230,7 @@ def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
     if call.mask is None:
         x, counts, lengths = (ops.flip(x, axis=1) if call.go_backwards else x), None, None
     else:
-        x, counts = valid_steps_first(x, call.mask, call.go_backwards)
+        x, counts = valid_steps_first(x, call.mask, call.go_backwards, sort=not exporting)
         lengths = counts[:, -1]
     final = []
     for k, cell in enumerate(cells):

@@ -90,7 +90,7 @@ class TorchFusedKernel:
         return why_not_fused(call, projects=True)
 
     def run(self, call: RecurrentCall):
-        return run_fused(call, _vendor)
+        return run_fused(call, _vendor, exporting=torch.jit.is_tracing())
 
     def why_not_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
         if forward.mask is not None:
