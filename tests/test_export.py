@@ -5,8 +5,9 @@ traced ones.
 So far: ONNX on torch (Keras traces it with TorchScript's exporter when the
 batch and time are dynamic), masked and unmasked, the sequence or the last
 output; a masked model lays its steps out without a sort there. Not yet: a
-projected LSTM (ONNX's LSTM op has none, and the traced step loop is
-unrolled to the traced length) and the other backends' exporters.
+layer on a loop kernel (a custom cell; a projected LSTM, as ONNX's LSTM op
+has no projection) for another length than the traced one, and the other
+backends' exporters.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ CASES = [
 def _inputs(batch, steps, seed):
     """Rows right-padded, left-padded and with a hole (zeros, for `Masking`)."""
     x = np.random.default_rng(seed).normal(size=(batch, steps, 4)).astype("float32")
-    x[0, steps // 2 :] = 0.0
-    x[1, : steps // 3] = 0.0
-    x[-1, 1:3] = 0.0
+    if steps > 3:
+        x[0, steps // 2 :] = 0.0
+        x[1, : steps // 3] = 0.0
+        x[-1, 1:3] = 0.0
     return x
 
 
@@ -63,3 +65,26 @@ def test_onnx_export_runs_in_onnxruntime(tmp_path, layer, masked, sequences):
         x = _inputs(batch, steps, seed)
         got = session.run(None, {name: x})[0]
         assert_all_close([got], [to_numpy(model(x))], f"batch {batch}, {steps} steps")
+
+
+def test_a_loop_kernel_exported_for_another_length_fails_loudly(tmp_path):
+    # Keras traces with length-1 samples; a loop's steps are traced as a split
+    # into that many, so another length is an error in onnxruntime, never a
+    # silently wrong result (the scan's indexed reads were).
+    from custom_cells import MinimalCell
+
+    inputs = keras.Input((None, 4))
+    model = keras.Model(inputs, keras_rnnx.RNN(MinimalCell(5))(inputs))
+    model(_inputs(3, 6, seed=0))
+    path = str(tmp_path / "loop.onnx")
+    model.export(path, format="onnx", verbose=False)
+    session = ort.InferenceSession(path)
+    name = session.get_inputs()[0].name
+    for steps in (1, 6):
+        x = _inputs(3, steps, seed=steps)
+        try:
+            got = session.run(None, {name: x})[0]
+        except ort.capi.onnxruntime_pybind11_state.Fail:
+            assert steps != 1, "the traced length must run"
+            continue
+        assert_all_close([got], [to_numpy(model(x))], f"{steps} steps")

@@ -104,10 +104,10 @@ class ReferenceKernel:
             return new_carry, new_carry
 
         init = (keras.tree.flatten(call.states), keras.tree.flatten(output_structure))
-        if call.unroll:
+        if call.unroll or _traced_by_torch():
             carry, ys = init, []
-            for t in range(xs[0].shape[0]):
-                carry, y = step(carry, [x[t] for x in xs])
+            for x_t in zip(*(ops.unstack(x, axis=0) for x in xs)):
+                carry, y = step(carry, list(x_t))
                 ys.append(y)
             ys = keras.tree.map_structure(lambda *a: ops.stack(a), *ys)
         else:
@@ -119,6 +119,19 @@ class ReferenceKernel:
             keras.tree.pack_sequence_as(output_structure, outputs),
             keras.tree.pack_sequence_as(call.states, flat_states),
         )
+
+
+def _traced_by_torch() -> bool:
+    """Whether torch traces this call (`torch.jit.trace`, as Keras's ONNX
+    export does). A scan's steps would be traced as that many indexed reads,
+    which an exported model then repeats for inputs of any length, silently
+    wrong; unrolled steps split the input into as many, which an exported
+    model rejects for another length."""
+    if keras.backend.backend() != "torch":
+        return False
+    import torch
+
+    return torch.jit.is_tracing()
 
 
 REFERENCE = register_kernel(ReferenceKernel())
