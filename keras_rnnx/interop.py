@@ -31,6 +31,9 @@ _FROM_TORCH = {
     "RNN_RELU": (SimpleRNNCell, SimpleRNN, {"activation": "relu"}),
 }
 _TO_TORCH = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
+# A torch layer's parameters, in the vendor layout's order (`weight_hr` only
+# when it projects).
+_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
 def from_torch(module, **layer_options):
@@ -123,8 +126,7 @@ def _set_cells(layer, module, layers, suffix):
     """Set `layer`'s cells, one per torch layer in `layers`, from the
     module's parameters of that direction (`suffix`: `""` or `"_reverse"`)."""
     for cell, k in zip(fused_layers(layer.cell), layers):
-        names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
-        names += ["weight_hr"] if getattr(module, "proj_size", 0) else []
+        names = _PARAMS if getattr(module, "proj_size", 0) else _PARAMS[:4]
         weights = [_param(module, f"{name}_l{k}{suffix}") for name in names]
         fused_spec(cell).set_vendor_weights(cell, weights)
 
@@ -189,15 +191,15 @@ def to_torch(layer):
             "stack on its own, where torch feeds each layer both directions' outputs."
         )
     first = cells[0][0]
-    mode, shape = _torch_mode(first), _torch_shape(first)
+    layout = _torch_layout(first)
     for cell in (c for direction in cells for c in direction):
-        if _torch_mode(cell) != mode or _torch_shape(cell) != shape:
+        if _torch_layout(cell) != layout:
             raise ValueError(
                 "Expected every cell to be of one kind, size and bias, as a torch module's "
-                f"layers are. Received: {type(first).__name__} {shape} and "
-                f"{type(cell).__name__} {_torch_shape(cell)}"
+                f"layers are. Received: {type(first).__name__} {layout} and "
+                f"{type(cell).__name__} {_torch_layout(cell)}"
             )
-    units, use_bias, projection = shape
+    mode, units, use_bias, projection = layout
     options = {"proj_size": projection} if projection else {}
     if mode.startswith("rnn"):
         options["nonlinearity"] = mode[len("rnn_") :]
@@ -210,27 +212,22 @@ def to_torch(layer):
         bidirectional=len(directions) == 2,
         **options,
     )
-    names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"]
     with torch.no_grad():
         for suffix, direction in zip(("", "_reverse"), cells):
             for k, cell in enumerate(direction):
                 weights = fused_spec(cell).vendor_weights(cell, "float32")
-                for name, weight in zip(names, weights):
+                for name, weight in zip(_PARAMS, weights):
                     if weight is not None:
                         value = torch.tensor(keras.ops.convert_to_numpy(weight))
                         getattr(module, f"{name}_l{k}{suffix}").copy_(value)
     return module
 
 
-def _torch_mode(cell):
+def _torch_layout(cell):
+    """`(mode, units, use_bias, proj_size)`: what a torch module's layers
+    share, or a ValueError naming why torch has no module for `cell`."""
     spec, reason = find_spec(cell, tuple(_TO_TORCH))
     if reason is not None:
         raise ValueError(f"torch has no module for this cell: {reason}.")
-    return spec.mode
-
-
-def _torch_shape(cell):
-    """`(units, use_bias, proj_size)`: what a torch module's layers share."""
-    spec = fused_spec(cell)
     projection = int(getattr(cell, spec.projection).shape[1]) if spec.projects(cell) else 0
-    return cell.units, getattr(cell, "bias", None) is not None, projection
+    return spec.mode, cell.units, getattr(cell, "bias", None) is not None, projection

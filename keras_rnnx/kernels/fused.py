@@ -169,26 +169,24 @@ def masked_outputs(y, counts, zero_output_for_mask):
     masked step repeats the previous valid step's output (zeros before the
     first one, or always zeros with `zero_output_for_mask`).
     """
-    shown = counts > 0  # a step at or after the row's first valid step
-    if zero_output_for_mask:
-        previous = ops.concatenate([ops.zeros_like(counts[:, :1]), counts[:, :-1]], axis=1)
-        shown = ops.logical_and(shown, counts > previous)  # a valid step itself
+    shown = _valid_steps(counts) if zero_output_for_mask else counts > 0
     y = _gather_steps(y, ops.maximum(counts - 1, 0))
     return ops.where(shown[..., None], y, ops.zeros_like(y))
 
 
-def last_output(y, counts, zero_output_for_mask):
-    """`masked_outputs(y, counts, zero_output_for_mask)[:, -1]`, the last
-    step's output, without gathering the others: the last valid step's
-    output (zeros for a row with none, or when the last step is masked and
-    `zero_output_for_mask`)."""
-    lengths = counts[:, -1]
-    zeros = ops.zeros_like(y[:, 0])
-    last = last_valid(y, lengths, zeros)
-    if zero_output_for_mask:
-        previous = ops.concatenate([ops.zeros_like(counts[:, :1]), counts], axis=1)[:, -2]
-        last = ops.where((lengths > previous)[:, None], last, zeros)
-    return last
+def last_output(last, counts, zero_output_for_mask):
+    """`masked_outputs(...)[:, -1]`, the last step's output, from `last`,
+    each row's output at its last valid step (as `last_valid` gives it):
+    zeros for a row with none, or when its last step is masked and
+    `zero_output_for_mask`."""
+    shown = _valid_steps(counts)[:, -1] if zero_output_for_mask else counts[:, -1] > 0
+    return ops.where(shown[:, None], last, ops.zeros_like(last))
+
+
+def _valid_steps(counts):
+    """Whether each step is valid, from the running counts of valid steps."""
+    previous = ops.concatenate([ops.zeros_like(counts[:, :1]), counts[:, :-1]], axis=1)
+    return counts > previous
 
 
 def in_vendor_dtype(x, states, dtypes):
@@ -251,8 +249,8 @@ def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS, exporting=False):
     y = x
     if counts is not None and call.return_sequences:
         y = masked_outputs(y, counts, call.zero_output_for_mask)
-    elif counts is not None:  # the layer reads the last output only
-        y = last_output(y, counts, call.zero_output_for_mask)[:, None]
+    elif counts is not None:  # the layer reads the last output only: the last h's
+        y = last_output(layer_final[0], counts, call.zero_output_for_mask)[:, None]
     y, final = ops.cast(y, compute), [ops.cast(s, compute) for s in final]
     return y[:, -1], y, keras.tree.pack_sequence_as(call.states, final)
 
