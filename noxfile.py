@@ -15,6 +15,10 @@ import os
 import nox
 
 BACKENDS = ("tensorflow", "torch", "jax")
+# What Keras's `model.export` needs on each backend beyond the `export` extra:
+# TensorFlow converts to ONNX with tf2onnx; JAX with jax2onnx, and to a
+# SavedModel through jax2tf, which needs TensorFlow.
+EXPORTERS = {"tensorflow": ["tf2onnx"], "torch": [], "jax": ["jax2onnx", "tensorflow-cpu"]}
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CONSTRAINTS = os.environ.get("KERAS_RNNX_CONSTRAINTS", os.path.join(ROOT, "constraints.txt"))
 
@@ -32,8 +36,8 @@ def _install(session, *requirements):
 def tests(session, backend):
     """The test suite on one backend, with only that backend installed (and
     torch's CPU build on every backend, as the module `from_torch` reads and
-    `to_torch` writes), and the export runtimes."""
-    _install(session, "-e", f".[test,export,{backend}]", "torch")
+    `to_torch` writes), and the export runtimes and converters."""
+    _install(session, "-e", f".[test,export,{backend}]", "torch", *EXPORTERS[backend])
     _install(session, "./examples/plugin")
     workers = os.environ.get("PYTEST_WORKERS", "2")
     session.run("pytest", "-n", workers, *session.posargs, env={"KERAS_BACKEND": backend})

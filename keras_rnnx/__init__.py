@@ -26,6 +26,7 @@ from keras_rnnx.layers.gru import GRU
 from keras_rnnx.layers.lstm import LSTM
 from keras_rnnx.layers.rnn import RNN
 from keras_rnnx.layers.simple_rnn import SimpleRNN
+from keras_rnnx.streaming import streaming
 
 __version__ = "0.1.0"
 
@@ -51,5 +52,6 @@ __all__ = [
     "register_kernel",
     "registered_cells",
     "registered_kernels",
+    "streaming",
     "to_torch",
 ]

@@ -1,42 +1,71 @@
-"""`model.export` with keras-rnnx layers, each artifact run in its own runtime
-against the Keras model, on inputs of another batch size and length than the
-traced ones.
+"""`model.export` with keras-rnnx layers: every format Keras 3.15 offers on
+this backend, each artifact run in its own runtime against the Keras model on
+inputs of another batch size (and length, where the format keeps it dynamic)
+than the traced ones.
 
-So far: ONNX on torch (Keras traces it with TorchScript's exporter when the
-batch and time are dynamic), masked and unmasked, the sequence or the last
-output; a masked model lays its steps out without a sort there. Not yet: a
-layer on a loop kernel (a custom cell; a projected LSTM, as ONNX's LSTM op
-has no projection) for another length than the traced one, and the other
-backends' exporters.
+The matrix: format × layer kind × masked/unmasked, `return_sequences` on for
+one half of the kinds and off for the other, swapped when masked, so each
+kind is exported both ways and the matrix stays lean.
 """
 
 from __future__ import annotations
+
+import importlib.util
 
 import keras
 import numpy as np
 import pytest
 from backend_utils import BACKEND, to_numpy
+from custom_cells import MinimalCell
 from oracle import assert_all_close
 
 import keras_rnnx
-
-pytestmark = pytest.mark.skipif(
-    BACKEND != "torch", reason="the ONNX export tests cover torch's exporter so far"
-)
-ort = pytest.importorskip("onnxruntime", reason="onnxruntime runs the exported models")
 
 LAYERS = {
     "LSTM": lambda **kw: keras_rnnx.LSTM(5, **kw),
     "GRU": lambda **kw: keras_rnnx.GRU(5, **kw),
     "SimpleRNN": lambda **kw: keras_rnnx.SimpleRNN(5, **kw),
+    "Bidirectional": lambda **kw: keras_rnnx.Bidirectional(keras_rnnx.LSTM(3, **kw)),
     "stacked": lambda **kw: keras_rnnx.RNN([keras_rnnx.GRUCell(4), keras_rnnx.LSTMCell(5)], **kw),
+    "custom": lambda **kw: keras_rnnx.RNN(MinimalCell(5), **kw),
 }
-CASES = [
-    (layer, masked, sequences)
-    for layer in LAYERS
-    for masked in (False, True)
-    for sequences in (False, True)
-]
+SEQUENCES_UNMASKED = {"LSTM": True, "GRU": False, "SimpleRNN": True}
+
+# Why Keras itself does not offer a format on a backend here.
+NOT_OFFERED = {
+    ("tf_saved_model", "torch"): "Keras's torch SavedModel export needs torch_xla, whose last "
+    "release (2.9) requires torch 2.9, not the matrix's 2.13",
+    ("litert", "jax"): "Keras offers LiteRT export on TensorFlow and torch only",
+    ("openvino", "jax"): "Keras's OpenVINO export on JAX fails here for any model (jax2tf's "
+    "`XlaCallModule` has no OpenVINO conversion; checked below)",
+    ("litert", "torch"): "Keras's torch LiteRT export needs litert_torch, not in the matrix",
+    ("torch", "tensorflow"): "Keras offers `torch` export on the torch backend only",
+    ("torch", "jax"): "Keras offers `torch` export on the torch backend only",
+}
+# The runtime each format's artifact is loaded in, and the package it needs.
+RUNTIMES = {
+    "tf_saved_model": "tensorflow",
+    "onnx": "onnxruntime",
+    "openvino": "openvino",
+    "litert": "tensorflow",
+    "torch": "torch",
+}
+FILENAMES = {
+    "onnx": "model.onnx",
+    "openvino": "model.xml",
+    "litert": "model.tflite",
+    "torch": "model.pt2",
+}
+
+
+def _fixed_length(fmt, layer):
+    """Whether the artifact keeps only the traced length. torch.export
+    decomposes torch's RNN ops (`torch.nn.LSTM`'s too) into one step per time
+    step, so a dynamic length is a constraint violation there; torch's
+    tracer (Keras's ONNX and OpenVINO exports) records a loop kernel's steps
+    (a custom cell's) one by one, so such a model is exported for the length
+    of its `input_signature` (see the test below)."""
+    return fmt == "torch" or (BACKEND == "torch" and layer == "custom")
 
 
 def _inputs(batch, steps, seed):
@@ -49,42 +78,164 @@ def _inputs(batch, steps, seed):
     return x
 
 
-@pytest.mark.parametrize(("layer", "masked", "sequences"), CASES)
-def test_onnx_export_runs_in_onnxruntime(tmp_path, layer, masked, sequences):
-    inputs = keras.Input((None, 4))
+def _model(fmt, layer, masked):
+    sequences = SEQUENCES_UNMASKED.get(layer, False) != masked
+    inputs = keras.Input((6 if _fixed_length(fmt, layer) else None, 4))
     x = keras.layers.Masking(0.0)(inputs) if masked else inputs
     recurrent = LAYERS[layer](return_sequences=sequences)
     model = keras.Model(inputs, recurrent(x))
     model(_inputs(3, 6, seed=0))
-    path = str(tmp_path / "model.onnx")
-    model.export(path, format="onnx", verbose=False)
-    assert keras_rnnx.explain(recurrent).kernel == "torch-fused"
-    session = ort.InferenceSession(path)
-    name = session.get_inputs()[0].name
-    for batch, steps, seed in ((3, 6, 0), (5, 9, 1)):
+    return model, recurrent
+
+
+def _load(fmt, path):
+    """A function from a NumPy batch to the artifact's output, in its runtime."""
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(path)
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x})[0]
+    if fmt == "openvino":
+        import openvino
+
+        # f32: OpenVINO computes in bf16 on CPUs that have it, by default.
+        compiled = openvino.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        return lambda x: compiled(x)[0]
+    if fmt == "tf_saved_model":
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(path)  # the function dies with it
+        return lambda x: loaded.serve(x).numpy()
+    if fmt == "litert":
+        import tensorflow as tf
+
+        interpreter = tf.lite.Interpreter(model_path=path)
+
+        def run(x):
+            index = interpreter.get_input_details()[0]["index"]
+            interpreter.resize_tensor_input(index, x.shape)
+            interpreter.allocate_tensors()
+            interpreter.set_tensor(index, x)
+            interpreter.invoke()
+            return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+        return run
+    import torch
+
+    module = torch.export.load(path).module()
+    return lambda x: module(torch.from_numpy(x)).detach().numpy()
+
+
+def _options(fmt):
+    if fmt != "torch":
+        return {}
+    import torch
+
+    # Keras's torch export keeps a dimension dynamic only when told to.
+    return {"dynamic_shapes": {0: torch.export.Dim("batch", min=1)}}
+
+
+def _runtime_error(fmt):
+    """The error a runtime raises for inputs its model cannot run."""
+    if fmt == "onnx":
+        import onnxruntime
+
+        return onnxruntime.capi.onnxruntime_pybind11_state.Fail
+    return RuntimeError
+
+
+def _case(fmt, layer, masked):
+    marks = []
+    reason = NOT_OFFERED.get((fmt, BACKEND))
+    if reason:
+        marks.append(pytest.mark.skip(reason=reason))
+    elif importlib.util.find_spec(RUNTIMES[fmt]) is None:
+        marks.append(pytest.mark.skip(reason=f"{RUNTIMES[fmt]} runs {fmt} artifacts"))
+    return pytest.param(fmt, layer, masked, marks=marks, id=f"{fmt}-{layer}-{masked}")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "layer", "masked"),
+    [_case(fmt, layer, masked) for fmt in RUNTIMES for layer in LAYERS for masked in (False, True)],
+)
+def test_export_runs_in_its_runtime(tmp_path, fmt, layer, masked):
+    model, recurrent = _model(fmt, layer, masked)
+    path = str(tmp_path / FILENAMES.get(fmt, "model"))
+    model.export(path, format=fmt, verbose=False, **_options(fmt))
+    selections = keras_rnnx.explain(recurrent)
+    for selection in selections.values() if isinstance(selections, dict) else [selections]:
+        assert selection.exporting == fmt, f"explain does not name the export:\n{selection}"
+    run = _load(fmt, path)
+    shapes = ((3, 6, 0), (5, 6, 1)) if _fixed_length(fmt, layer) else ((3, 6, 0), (5, 9, 1))
+    for batch, steps, seed in shapes:
         x = _inputs(batch, steps, seed)
-        got = session.run(None, {name: x})[0]
-        assert_all_close([got], [to_numpy(model(x))], f"batch {batch}, {steps} steps")
+        assert_all_close([run(x)], [to_numpy(model(x))], f"{fmt}: batch {batch}, {steps} steps")
 
 
-def test_a_loop_kernel_exported_for_another_length_fails_loudly(tmp_path):
+@pytest.mark.skipif(BACKEND != "torch", reason="torch's tracer records a loop's steps one by one")
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+def test_a_loop_kernel_traced_for_one_length_rejects_another(tmp_path, fmt):
     # Keras traces with length-1 samples; a loop's steps are traced as a split
-    # into that many, so another length is an error in onnxruntime, never a
-    # silently wrong result (the scan's indexed reads were).
-    from custom_cells import MinimalCell
-
+    # into that many, so another length is an error in the runtime, never a
+    # silently wrong result (a scan's indexed reads were, as keras.layers'
+    # are on torch).
+    pytest.importorskip(RUNTIMES[fmt], reason=f"{RUNTIMES[fmt]} runs {fmt} artifacts")
     inputs = keras.Input((None, 4))
     model = keras.Model(inputs, keras_rnnx.RNN(MinimalCell(5))(inputs))
     model(_inputs(3, 6, seed=0))
-    path = str(tmp_path / "loop.onnx")
+    path = str(tmp_path / FILENAMES[fmt])
+    model.export(path, format=fmt, verbose=False)
+    run = _load(fmt, path)
+    x = _inputs(3, 1, seed=1)
+    assert_all_close([run(x)], [to_numpy(model(x))], "the traced length")
+    with pytest.raises(_runtime_error(fmt), match="(?i)split|squeeze"):
+        run(_inputs(3, 6, seed=2))
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the check behind a JAX skip above")
+def test_keras_cannot_export_openvino_on_jax_even_for_a_dense_model(tmp_path):
+    frontend = pytest.importorskip("openvino.frontend", reason="openvino converts the model")
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    model(np.zeros((2, 4), "float32"))
+    with pytest.raises(frontend.OpConversionFailure, match="XlaCallModule"):
+        model.export(str(tmp_path / "model.xml"), format="openvino", verbose=False)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch's fused kernel exports as ONNX's RNN ops")
+@pytest.mark.parametrize(("layer", "op"), [("LSTM", "LSTM"), ("GRU", "GRU"), ("SimpleRNN", "RNN")])
+@pytest.mark.parametrize("masked", [False, True])
+def test_onnx_from_torch_uses_native_rnn_ops_with_sequence_lens(tmp_path, layer, op, masked):
+    onnx = pytest.importorskip("onnx", reason="onnx reads the exported graph")
+    model, _ = _model("onnx", layer, masked)
+    path = str(tmp_path / "model.onnx")
     model.export(path, format="onnx", verbose=False)
-    session = ort.InferenceSession(path)
-    name = session.get_inputs()[0].name
-    for steps in (1, 6):
-        x = _inputs(3, steps, seed=steps)
-        try:
-            got = session.run(None, {name: x})[0]
-        except ort.capi.onnxruntime_pybind11_state.Fail:
-            assert steps != 1, "the traced length must run"
-            continue
-        assert_all_close([got], [to_numpy(model(x))], f"{steps} steps")
+    nodes = [n for n in onnx.load(path).graph.node if n.op_type in ("LSTM", "GRU", "RNN")]
+    assert [n.op_type for n in nodes] == [op]
+    # ONNX's fifth input: the lengths a right-padded mask leaves each row.
+    sequence_lens = nodes[0].input[4] if len(nodes[0].input) > 4 else ""
+    assert bool(sequence_lens) == masked
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="runs ONNX models")
+def test_a_streaming_twin_exports_and_streams_in_onnxruntime(tmp_path):
+    import onnxruntime
+
+    inputs = keras.Input((None, 4))
+    x = keras_rnnx.GRU(3, return_sequences=True)(inputs)
+    model = keras.Model(inputs, keras_rnnx.LSTM(5, return_sequences=True)(x))
+    twin = keras_rnnx.streaming(model)
+    states = [np.zeros((2, *s.shape[1:]), "float32") for s in twin.inputs[1:]]
+    # Keras exports a model to ONNX once it has been called, any model.
+    twin([keras.ops.convert_to_tensor(a) for a in (_inputs(2, 3, seed=0), *states)])
+    path = str(tmp_path / "twin.onnx")
+    twin.export(path, format="onnx", verbose=False)
+    session = onnxruntime.InferenceSession(path)
+    names = [i.name for i in session.get_inputs()]
+    x = _inputs(2, 7, seed=1)
+    outputs = []
+    for start, end in ((0, 1), (1, 4), (4, 7)):
+        y, *states = session.run(None, dict(zip(names, [x[:, start:end], *states])))
+        outputs.append(y)
+    assert_all_close([np.concatenate(outputs, axis=1)], [to_numpy(model(x))], "chunk by chunk")

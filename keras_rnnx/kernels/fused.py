@@ -198,7 +198,7 @@ def in_vendor_dtype(x, states, dtypes):
     return x, states, compute
 
 
-def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS, exporting=False):
+def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
     """Run `call` through a vendor's fused kernel: the path every backend shares.
 
     `vendor(spec, weights, x, lengths, states) -> (outputs, final_states)`
@@ -217,8 +217,8 @@ def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS, exporting=False):
     The vendor runs in `x`'s dtype: one of `dtypes`, the dtypes the vendor op
     takes; inputs of another float dtype (bfloat16 where cuDNN has no
     bfloat16 RNN) run in float32, and the results are cast back. Returns what
-    `Kernel.run` returns. `exporting`: the call is traced for an exporter,
-    so masks are laid out without a sort (see `valid_steps_first`).
+    `Kernel.run` returns. A call traced for an exporter lays masks out
+    without a sort (see `valid_steps_first`).
     """
     cells = fused_layers(call.cell)
     flat_states = keras.tree.flatten(call.states)
@@ -228,7 +228,7 @@ def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS, exporting=False):
     if call.mask is None:
         x, counts, lengths = (ops.flip(x, axis=1) if call.go_backwards else x), None, None
     else:
-        x, counts = valid_steps_first(x, call.mask, call.go_backwards, sort=not exporting)
+        x, counts = valid_steps_first(x, call.mask, call.go_backwards, sort=not call.exporting)
         lengths = counts[:, -1]
     final = []
     for k, cell in enumerate(cells):

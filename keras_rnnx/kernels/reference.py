@@ -40,14 +40,20 @@ def check_structure(expected, received, what, cell):
 def masked_step(call: RecurrentCall, output_structure):
     """One step of `call.cell` with the masking semantics above.
 
-    Returns `step(inputs_t, mask_t, flat_states, flat_prev) -> (flat_states,
-    flat_outputs)`, on flat lists; `mask_t` is `(batch,)` or `None`. Loops on
-    any backend share it, so they agree by construction.
+    Returns `step(inputs_t, mask_t, flat_states, flat_prev, reset_t=None) ->
+    (flat_states, flat_outputs)`, on flat lists; `mask_t` and `reset_t` are
+    `(batch,)` or `None`: a row reset starts over from `call.reset_states`
+    and a zero previous output, as a sequence does. Loops on any backend
+    share it, so they agree by construction.
     """
     cell, state_structure = call.cell, call.states
     kwargs = {"training": call.training} if accepts_training(cell) else {}
+    flat_reset = keras.tree.flatten(call.reset_states) if call.reset is not None else []
 
-    def step(inputs_t, mask_t, flat_states, flat_prev):
+    def step(inputs_t, mask_t, flat_states, flat_prev, reset_t=None):
+        if reset_t is not None:
+            flat_states = [_where(reset_t, s0, s) for s0, s in zip(flat_reset, flat_states)]
+            flat_prev = [_where(reset_t, ops.zeros_like(p), p) for p in flat_prev]
         inputs_t = keras.tree.pack_sequence_as(call.inputs, list(inputs_t))
         states = keras.tree.pack_sequence_as(state_structure, list(flat_states))
         output, new_states = cell(inputs_t, states, **kwargs)
@@ -79,6 +85,7 @@ class ReferenceKernel:
     name = "reference"
     priority = 0
     fused = False
+    resets = True
 
     def why_not(self, call: RecurrentCall) -> str | None:
         return None
@@ -90,8 +97,8 @@ class ReferenceKernel:
     def _loop(self, call: RecurrentCall):
         flat_inputs = keras.tree.flatten(call.inputs)
         xs = [ops.moveaxis(x, 1, 0) for x in flat_inputs]  # time-major
-        if call.mask is not None:
-            xs.append(ops.transpose(ops.cast(call.mask, "bool")))
+        extras = [m for m in (call.mask, call.reset) if m is not None]
+        xs += [ops.transpose(ops.cast(m, "bool")) for m in extras]
         if call.go_backwards:
             xs = [ops.flip(x, axis=0) for x in xs]
         output_structure = zero_outputs(call, ops.shape(flat_inputs[0])[0])
@@ -100,11 +107,16 @@ class ReferenceKernel:
 
         def step(carry, x_t):
             mask_t = x_t[n_inputs] if call.mask is not None else None
-            new_carry = cell_step(x_t[:n_inputs], mask_t, *carry)
+            reset_t = x_t[-1] if call.reset is not None else None
+            new_carry = cell_step(x_t[:n_inputs], mask_t, *carry, reset_t)
             return new_carry, new_carry
 
         init = (keras.tree.flatten(call.states), keras.tree.flatten(output_structure))
-        if call.unroll or _traced_by_torch():
+        # A torch trace records a scan's steps as that many indexed reads, which
+        # the exported model would repeat for inputs of any length, silently
+        # wrong; unrolled, the input is split into as many steps, and another
+        # length is an error in the exported model.
+        if call.unroll or (call.exporting and call.backend == "torch"):
             carry, ys = init, []
             for x_t in zip(*(ops.unstack(x, axis=0) for x in xs)):
                 carry, y = step(carry, list(x_t))
@@ -119,19 +131,6 @@ class ReferenceKernel:
             keras.tree.pack_sequence_as(output_structure, outputs),
             keras.tree.pack_sequence_as(call.states, flat_states),
         )
-
-
-def _traced_by_torch() -> bool:
-    """Whether torch traces this call (`torch.jit.trace`, as Keras's ONNX
-    export does). A scan's steps would be traced as that many indexed reads,
-    which an exported model then repeats for inputs of any length, silently
-    wrong; unrolled steps split the input into as many, which an exported
-    model rejects for another length."""
-    if keras.backend.backend() != "torch":
-        return False
-    import torch
-
-    return torch.jit.is_tracing()
 
 
 REFERENCE = register_kernel(ReferenceKernel())

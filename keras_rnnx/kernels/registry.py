@@ -50,6 +50,18 @@ class RecurrentCall:
             input mask and the recurrent kernel by its DropConnect mask
             itself; a kernel that runs `cell.call` runs it inside
             `call.dropout_on_cells()`.
+        reset: a `(batch, time)` boolean tensor, in time order as the mask,
+            true where a row's states go back to `reset_states` (and its
+            previous output to zeros) before that step is processed, or `None`.
+        reset_states: the states a reset row goes back to, structured as
+            `states`: the layer's initial states (zeros unless the cell
+            defines `get_initial_state`), whatever `states` the call began from. Only kernels that
+            declare `resets = True` are selected for a call with one.
+        exporting: the format an exporter traces the call for (a
+            `model.export` format, or `"trace"` for another torch trace), or
+            `None`: a kernel then uses only ops that exporter converts (no
+            sort, no host read of mask values, no `TensorArray` for OpenVINO
+            or LiteRT).
 
     Returns:
         A dataclass instance.
@@ -82,6 +94,9 @@ class RecurrentCall:
     use_cudnn: Any = "auto"
     backend: str = dataclasses.field(default_factory=keras.backend.backend)
     dropout_masks: tuple = ()
+    exporting: str | None = None
+    reset: Any = None
+    reset_states: Any = None
 
     def dropout_on_cells(self):
         """A context in which the cells' own `get_dropout_mask` and
@@ -123,6 +138,9 @@ class Kernel(Protocol):
             gate equations, as cuDNN).
         xla: optional; `False` when its ops cannot be XLA-compiled, so a layer
             that ran it sets `supports_jit = False`, as Keras's cuDNN path does.
+        resets: optional; `True` when it runs a call's per-sample `reset`
+            (`RecurrentCall.reset`); selection passes over the others for
+            such a call, so a kernel that predates resets never ignores one.
 
     A kernel may also run both directions of a `Bidirectional` in one call,
     with `why_not_bidirectional(forward, backward)` and

@@ -26,6 +26,8 @@ class Selection:
             call).
         passed_over: `(kernel name, reason)` for each faster kernel that
             declined, fastest first.
+        exporting: the format of the export the trace was for (see
+            `RecurrentCall.exporting`), or `None`.
 
     Returns:
         A frozen dataclass instance.
@@ -42,9 +44,11 @@ class Selection:
 
     kernel: str | None
     passed_over: tuple[tuple[str, str], ...] = ()
+    exporting: str | None = None
 
     def __str__(self) -> str:
-        lines = [f"kernel: {self.kernel}"]
+        export = f", traced for a {self.exporting} export" if self.exporting else ""
+        lines = [f"kernel: {self.kernel}{export}"]
         lines += [f"  not {name}: {reason}" for name, reason in self.passed_over]
         return "\n".join(lines)
 
@@ -77,9 +81,9 @@ def select(call: RecurrentCall) -> tuple[Kernel, Selection]:
         return EMPTY, Selection(EMPTY.name)
     kernels, passed_over = candidates(call.use_cudnn)
     for kernel in kernels:
-        reason = kernel.why_not(call)
+        reason = _why_not_resets(kernel, call) or kernel.why_not(call)
         if reason is None:
-            return kernel, Selection(kernel.name, tuple(passed_over))
+            return kernel, Selection(kernel.name, tuple(passed_over), call.exporting)
         passed_over.append((kernel.name, reason))
     reasons = "; ".join(f"{n}: {r}" for n, r in passed_over if n) or (
         f"no fused kernel is registered for {type(call.cell).__name__} "
@@ -89,6 +93,14 @@ def select(call: RecurrentCall) -> tuple[Kernel, Selection]:
         "use_cudnn=True requires a fused kernel, and none can run this call "
         f"({reasons}). Pass use_cudnn='auto' to fall back to the reference kernel."
     )
+
+
+def _why_not_resets(kernel: Kernel, call: RecurrentCall) -> str | None:
+    # A kernel written before resets existed would run the call as if none
+    # were asked for: only those that declare them see such a call.
+    if call.reset is not None and not getattr(kernel, "resets", False):
+        return "a per-sample reset, which this kernel does not run (`resets`)"
+    return None
 
 
 def select_bidirectional(
@@ -117,6 +129,6 @@ def select_bidirectional(
         name = f"{kernel.name}-bidirectional"
         reason = kernel.why_not_bidirectional(forward, backward)
         if reason is None:
-            return kernel, Selection(name, tuple(passed_over))
+            return kernel, Selection(name, tuple(passed_over), forward.exporting)
         passed_over.append((name, reason))
-    return None, Selection(None, tuple(passed_over))
+    return None, Selection(None, tuple(passed_over), forward.exporting)

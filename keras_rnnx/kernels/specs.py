@@ -143,14 +143,20 @@ class FusedSpec:
         kernel, recurrent = cell.kernel, cell.recurrent_kernel
         if recurrent_kernel_mask is not None:
             recurrent = ops.multiply(recurrent, ops.cast(recurrent_kernel_mask, recurrent.dtype))
-        weights = [self._blocks(ops.transpose(kernel)), self._blocks(ops.transpose(recurrent))]
+        # The variable's shape, not the tensor's: a torch trace records sizes
+        # read from tensors as computed, and OpenVINO needs them constant.
+        block = cell.recurrent_kernel.shape[-1] // self.gates
+        weights = [
+            self._blocks(ops.transpose(kernel), block),
+            self._blocks(ops.transpose(recurrent), block),
+        ]
         bias = getattr(cell, "bias", None)
         if bias is None:
             weights += [None, None]
         elif self.bias == "two":
-            weights += [self._blocks(bias[0]), self._blocks(bias[1])]
+            weights += [self._blocks(bias[0], block), self._blocks(bias[1], block)]
         else:
-            bias = self._blocks(ops.convert_to_tensor(bias))
+            bias = self._blocks(bias, block)
             weights += [bias, ops.zeros_like(bias)]
         if self.projects(cell):
             weights.append(ops.transpose(getattr(cell, self.projection)))
@@ -179,13 +185,13 @@ class FusedSpec:
         blocks = np.split(w, self.gates, axis=0)
         return np.concatenate([blocks[self.gate_order.index(i)] for i in range(self.gates)])
 
-    def _blocks(self, w):
-        """`w`'s gate blocks (along its first axis) in the vendor's order."""
+    def _blocks(self, w, block):
+        """`w`'s gate blocks (along its first axis, `block` rows each) in the
+        vendor's order."""
         w = ops.convert_to_tensor(w)
         if self.gate_order == tuple(range(self.gates)):
             return w
-        blocks = ops.split(w, self.gates, axis=0)
-        return ops.concatenate([blocks[i] for i in self.gate_order], axis=0)
+        return ops.concatenate([w[i * block : (i + 1) * block] for i in self.gate_order], axis=0)
 
 
 def _is(value, wanted) -> bool:

@@ -5,7 +5,8 @@ cuDNN (`CudnnRNNV3`) on a GPU for every cell with an LSTM or GRU fused spec
 The loop runs the reference loop's own step (`masked_step`), but states and the
 previous output are plain loop variables; the inputs are read from
 `TensorArray`s and the outputs written to them (only when the sequence is
-returned). Keras's `ops.scan` on TensorFlow routes the carry through a
+returned), except in an OpenVINO or LiteRT export, which reads and writes
+plain tensors (`_ExportedSteps`). Keras's `ops.scan` on TensorFlow routes the carry through a
 `TensorArray` each step and stacks it, which made the reference loop up to 1.7x
 slower than keras.layers here; indexing the inputs (`x[t]`) made training 2x
 slower than keras.layers where gradients flow into the inputs (an epoch of the
@@ -30,6 +31,7 @@ class TensorFlowLoopKernel:
     name = "tf-while"
     priority = 1
     fused = False
+    resets = True
 
     def why_not(self, call: RecurrentCall) -> str | None:
         if call.unroll:
@@ -43,39 +45,40 @@ class TensorFlowLoopKernel:
     def _loop(self, call: RecurrentCall):
         flat_inputs = [tf.convert_to_tensor(x) for x in keras.tree.flatten(call.inputs)]
         xs = [tf.transpose(x, [1, 0, *range(2, len(x.shape))]) for x in flat_inputs]
-        mask = None if call.mask is None else tf.transpose(tf.cast(call.mask, tf.bool))
+        mask, reset = (
+            None if m is None else tf.transpose(tf.cast(m, tf.bool))
+            for m in (call.mask, call.reset)
+        )
         if call.go_backwards:
             xs = [tf.reverse(x, [0]) for x in xs]
-            mask = None if mask is None else tf.reverse(mask, [0])
+            mask, reset = (None if m is None else tf.reverse(m, [0]) for m in (mask, reset))
         steps = tf.shape(xs[0])[0]
-        # Read step by step from TensorArrays: the gradient of `x[t]` inside
-        # the loop would be a dense `x`-sized tensor added up at every step.
-        inputs_ta = [tf.TensorArray(x.dtype, size=steps).unstack(x) for x in xs]
         output_structure = zero_outputs(call, tf.shape(xs[0])[1])
         flat_zero = keras.tree.flatten(output_structure)
         cell_step = masked_step(call, output_structure)
         # Only a returned sequence is written out, step by step.
         sequences = call.return_sequences
-        outputs_ta = [tf.TensorArray(o.dtype, size=steps) for o in flat_zero] if sequences else []
+        steps_io = _ExportedSteps if call.exporting in ("openvino", "litert") else _ArraySteps
+        inputs, outputs = steps_io.inputs(xs), steps_io.outputs(flat_zero, steps, sequences)
 
-        def body(t, flat_states, flat_prev, arrays):
+        def body(t, flat_states, flat_prev, outputs):
             mask_t = None if mask is None else mask[t]
-            inputs_t = [a.read(t) for a in inputs_ta]
-            flat_new, flat_out = cell_step(inputs_t, mask_t, flat_states, flat_prev)
-            arrays = [a.write(t, o) for a, o in zip(arrays, flat_out)]
-            return t + 1, flat_new, flat_out, arrays
+            reset_t = None if reset is None else reset[t]
+            inputs_t = steps_io.read(inputs, t)
+            flat_new, flat_out = cell_step(inputs_t, mask_t, flat_states, flat_prev, reset_t)
+            return t + 1, flat_new, flat_out, steps_io.write(outputs, t, flat_out)
 
-        _, flat_states, flat_last, arrays = tf.while_loop(
+        _, flat_states, flat_last, outputs = tf.while_loop(
             lambda t, *_: t < steps,
             body,
-            (tf.constant(0), keras.tree.flatten(call.states), flat_zero, outputs_ta),
+            (tf.constant(0), keras.tree.flatten(call.states), flat_zero, outputs),
             # XLA sizes the gradient's accumulators by it (`jit_compile=True`).
             maximum_iterations=steps,
         )
         if sequences:
             outputs = [
-                tf.transpose(a.stack(), [1, 0, *range(2, len(o.shape) + 1)])
-                for a, o in zip(arrays, flat_zero)
+                tf.transpose(steps_io.stack(a), [1, 0, *range(2, len(o.shape) + 1)])
+                for a, o in zip(outputs, flat_zero)
             ]
         else:  # the layer returns the last output only
             outputs = [o[:, None] for o in flat_last]
@@ -84,6 +87,71 @@ class TensorFlowLoopKernel:
             keras.tree.pack_sequence_as(output_structure, outputs),
             keras.tree.pack_sequence_as(call.states, flat_states),
         )
+
+
+def _time_major_flags(flags, go_backwards):
+    """A `(batch, time)` mask or reset as `(time, batch)` booleans, in
+    processing order; `None` stays `None`."""
+    if flags is None:
+        return None
+    flags = tf.transpose(tf.cast(flags, tf.bool))
+    return tf.reverse(flags, [0]) if go_backwards else flags
+
+
+class _ArraySteps:
+    """Steps read from and written to `TensorArray`s: each step's gradient
+    of `x[t]` inside the loop would be a dense `x`-sized tensor added up at
+    every step, and writing into a carried tensor copies it each step."""
+
+    @staticmethod
+    def inputs(xs):
+        return [tf.TensorArray(x.dtype, size=tf.shape(x)[0]).unstack(x) for x in xs]
+
+    @staticmethod
+    def outputs(flat_zero, steps, sequences):
+        return [tf.TensorArray(o.dtype, size=steps) for o in flat_zero] if sequences else []
+
+    @staticmethod
+    def read(arrays, t):
+        return [a.read(t) for a in arrays]
+
+    @staticmethod
+    def write(arrays, t, flat_out):
+        return [a.write(t, o) for a, o in zip(arrays, flat_out)]
+
+    @staticmethod
+    def stack(array):
+        return array.stack()
+
+
+class _ExportedSteps:
+    """Steps gathered from the time-major inputs and scattered into carried
+    outputs, for an export: OpenVINO converts no `TensorList` and LiteRT runs
+    one only through Flex. Inference only (no gradient is exported), and each
+    step copies the carried outputs, as a LiteRT `WHILE` copies its loop
+    variables anyway."""
+
+    @staticmethod
+    def inputs(xs):
+        return xs
+
+    @staticmethod
+    def outputs(flat_zero, steps, sequences):
+        if not sequences:
+            return []
+        return [tf.zeros(tf.concat([[steps], tf.shape(o)], 0), o.dtype) for o in flat_zero]
+
+    @staticmethod
+    def read(xs, t):
+        return [tf.gather(x, t) for x in xs]
+
+    @staticmethod
+    def write(buffers, t, flat_out):
+        return [tf.tensor_scatter_nd_update(b, [[t]], o[None]) for b, o in zip(buffers, flat_out)]
+
+    @staticmethod
+    def stack(buffer):
+        return buffer
 
 
 def on_gpu() -> bool:

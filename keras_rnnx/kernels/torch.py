@@ -90,7 +90,7 @@ class TorchFusedKernel:
         return why_not_fused(call, projects=True)
 
     def run(self, call: RecurrentCall):
-        return run_fused(call, _vendor, exporting=torch.jit.is_tracing())
+        return run_fused(call, _vendor)
 
     def why_not_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
         if forward.mask is not None:
@@ -137,11 +137,16 @@ def _inductor_trains(spec, x, params):
 def _packs(spec, weights):
     """Whether a masked call runs packed sequences: eager inference of a cell
     with one state or of a projected LSTM, which oneDNN does not run
-    (packing reads the lengths on the host, which tracing cannot)."""
+    (packing reads the lengths on the host, which a trace would record as
+    constants); and an ONNX export, where packed sequences become the
+    `sequence_lens` of ONNX's own `LSTM`/`GRU`/`RNN` ops."""
+    if torch.onnx.is_in_onnx_export():
+        return True
     return (
         (spec.states == 1 or len(weights) == 5)
         and not torch.is_grad_enabled()
         and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
     )
 
 
@@ -172,8 +177,10 @@ def _fused(spec, x, states, params, has_biases, bidirectional=False):
     """`(outputs, [h, (c)])` from torch's fused kernel; states `(directions, B, H)`
     (an LSTM projects when `h` is smaller than `c`, as torch reads it)."""
     # `train` keeps cuDNN's reserve space for the backward pass (dropout is
-    # 0 here), so it follows autograd, not the layer's `training`.
-    flags = (has_biases, 1, 0.0, torch.is_grad_enabled(), bidirectional, True)
+    # 0 here), so it follows autograd, not the layer's `training`; a trace is
+    # for inference (`torch.jit.trace` checks its trace without autograd).
+    train = torch.is_grad_enabled() and not torch.jit.is_tracing()
+    flags = (has_biases, 1, 0.0, train, bidirectional, True)
     if spec.states == 2:
         y, h, c = _OPS[spec.mode](x, tuple(states), params, *flags)
         return y, [h, c]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 from keras import ops
 
@@ -10,8 +12,10 @@ from keras_rnnx.cells.base import Shape, initial_state, output_shapes, state_sha
 from keras_rnnx.cells.dropout import CellMasks
 from keras_rnnx.cells.stacked import StackedRNNCells
 from keras_rnnx.kernels.empty import is_empty
+from keras_rnnx.kernels.export import exporting
 from keras_rnnx.kernels.registry import logger
 from keras_rnnx.saving import deserialize_part
+from keras_rnnx.streaming import record_final_states, streamed_states
 
 USE_CUDNN_VALUES = ("auto", True, False)
 
@@ -60,6 +64,12 @@ class RNN(keras.layers.Layer):
           carried states when `stateful`).
         - `mask`: `(batch, time)` boolean tensor; `False` steps are skipped.
         - `training`: whether dropout is active.
+        - `reset`: `(batch, time)` boolean tensor, true where a row starts a
+          new segment (an episode, an utterance): its states go back to the
+          layer's initial states (zeros; the given `initial_state` or a
+          stateful layer's carried states apply to the first step only)
+          before that step, as if each segment were its own sequence. It runs
+          on the loop kernels (`explain` says so).
 
     Returns:
         The output (the last step's, or every step's with `return_sequences`),
@@ -67,7 +77,7 @@ class RNN(keras.layers.Layer):
 
     Raises:
         ValueError: a cell without `call` or `state_size`; inputs of the wrong
-            rank or feature size; a mask not shaped `(batch, time)`; initial
+            rank or feature size; a mask or reset not shaped `(batch, time)`; initial
             states of the wrong number or shape; `stateful` without a fixed
             batch size, or with a different one; `unroll` with an unknown number
             of steps; `use_cudnn=True` where no fused kernel can run.
@@ -303,36 +313,41 @@ class RNN(keras.layers.Layer):
             )
         return steps
 
-    def _check_mask(self, mask, flat_inputs):
-        if mask is None:
+    def _check_steps_flags(self, flags, flat_inputs, name):
+        """`mask` or `reset`, checked as `(batch, time)` and made boolean."""
+        if flags is None:
             return None
-        mask = ops.convert_to_tensor(mask)
+        flags = ops.convert_to_tensor(flags)
         batch, steps = tuple(flat_inputs[0].shape[:2])
-        shape = tuple(mask.shape)
+        shape = tuple(flags.shape)
         if len(shape) != 2 or any(
             m is not None and e is not None and m != e for m, e in zip(shape, (batch, steps))
         ):
             raise ValueError(
-                f"Layer {self.name!r} expects `mask` shaped (batch, time) = "
-                f"{(batch, steps)}. Received: mask with shape {shape}"
+                f"Layer {self.name!r} expects `{name}` shaped (batch, time) = "
+                f"{(batch, steps)}. Received: {name} with shape {shape}"
             )
-        return ops.cast(mask, "bool")
+        return ops.cast(flags, "bool")
 
-    def call(self, sequences, initial_state=None, mask=None, training=None):
-        call = self.prepare_call(sequences, initial_state, mask, training)
-        return self.finish_call(self.select_kernel(call).run(call))
+    def call(self, sequences, initial_state=None, mask=None, training=None, reset=None):
+        initial_state = streamed_states(self, initial_state)
+        call = self.prepare_call(sequences, initial_state, mask, training, reset)
+        result = self.select_kernel(call).run(call)
+        record_final_states(self, result[2])
+        return self.finish_call(result)
 
     # The seam between the layer and its kernels: prepare a call, select a
     # kernel, run it, finish. `Bidirectional` drives its directions through it.
 
-    def prepare_call(self, sequences, initial_state=None, mask=None, training=None):
+    def prepare_call(self, sequences, initial_state=None, mask=None, training=None, reset=None):
         """Check a call's arguments and describe it for the kernels.
 
         Draws the dropout masks for the sequence (as Keras does, in
         inference too, so seeded masks stay in step).
 
         Args:
-            sequences, initial_state, mask, training: as for calling the layer.
+            sequences, initial_state, mask, training, reset: as for calling
+                the layer.
 
         Returns:
             A `RecurrentCall`.
@@ -351,7 +366,12 @@ class RNN(keras.layers.Layer):
             ]
         sequences = keras.tree.pack_sequence_as(sequences, flat_inputs)
         self._check_sequences(flat_inputs)
-        mask = self._check_mask(_first_mask(mask), flat_inputs)
+        mask = self._check_steps_flags(_first_mask(mask), flat_inputs, "mask")
+        reset = self._check_steps_flags(reset, flat_inputs, "reset")
+        if reset is not None and self.go_backwards:
+            # Processed from its end, a segment starts over at its last step:
+            # the step before the next segment's first.
+            reset = ops.concatenate([reset[:, 1:], ops.zeros_like(reset[:, :1])], axis=1)
         if mask is not None:
             # No kernel sees what masked steps hold: NaN or sentinel padding
             # (`Masking(mask_value=...)`) must reach no state and no gradient.
@@ -387,6 +407,9 @@ class RNN(keras.layers.Layer):
             zero_output_for_mask=self.zero_output_for_mask,
             return_sequences=self.return_sequences,
             use_cudnn=self.use_cudnn,
+            exporting=exporting(),
+            reset=reset,
+            reset_states=None if reset is None else self.get_initial_state(batch),
         )
         if not is_empty(call):
             call.dropout_masks = _draw_dropout_masks(self.cell, flat_inputs[0][:, 0], states)
@@ -408,7 +431,7 @@ class RNN(keras.layers.Layer):
         """
         kernel, selection = kernels.select(call)
         passed_over = (*passed_over, *selection.passed_over)
-        self.record_selection(kernels.Selection(selection.kernel, passed_over), kernel)
+        self.record_selection(dataclasses.replace(selection, passed_over=passed_over), kernel)
         return kernel
 
     def record_selection(self, selection, kernel):

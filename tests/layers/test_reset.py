@@ -1,0 +1,126 @@
+"""Per-sample resets: `layer(x, reset=r)` equals running each row's segments
+(a segment starts where `r` is true) as sequences of their own, from the
+layer's initial states."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from backend_utils import BACKEND, to_numpy
+from custom_cells import MinimalCell
+from oracle import assert_all_close, make_mask, sequences
+
+import keras_rnnx
+
+LAYERS = {
+    "SimpleRNN": lambda **kw: keras_rnnx.SimpleRNN(3, **kw),
+    "GRU": lambda **kw: keras_rnnx.GRU(3, **kw),
+    "LSTM": lambda **kw: keras_rnnx.LSTM(3, **kw),
+    "stacked": lambda **kw: keras_rnnx.RNN([keras_rnnx.GRUCell(2), keras_rnnx.LSTMCell(3)], **kw),
+    "custom": lambda **kw: keras_rnnx.RNN(MinimalCell(3), **kw),
+}
+BATCH, STEPS = 4, 6
+# Segment starts: none, one mid-row, several (one at the first step, where a
+# reset changes nothing), and every step.
+STARTS = [(), (3,), (0, 2, 5), tuple(range(STEPS))]
+
+
+def _reset():
+    reset = np.zeros((BATCH, STEPS), bool)
+    for row, starts in enumerate(STARTS):
+        reset[row, list(starts)] = True
+    return reset
+
+
+def _segments(row, go_backwards):
+    bounds = sorted({0, *STARTS[row], STEPS})
+    segments = list(zip(bounds[:-1], bounds[1:]))
+    return segments[::-1] if go_backwards else segments
+
+
+def _per_segment(layer, x, mask, go_backwards):
+    """Each row's outputs (in time order) and final states, running each
+    segment alone from zeros; the final states are the last processed one's."""
+    outputs, finals = [], []
+    for row in range(BATCH):
+        pieces, final = [None] * STEPS, None
+        for start, end in _segments(row, go_backwards):
+            kwargs = {} if mask is None else {"mask": mask[row : row + 1, start:end]}
+            y, *states = layer(x[row : row + 1, start:end], **kwargs)
+            y = to_numpy(y)[0]
+            y = y[::-1] if go_backwards else y  # processing order back to time order
+            pieces[start:end] = list(y)
+            final = [to_numpy(s)[0] for s in keras.tree.flatten(states)]
+        outputs.append(np.stack(pieces))
+        finals.append(final)
+    return np.stack(outputs), [np.stack(f) for f in zip(*finals)]
+
+
+@pytest.mark.parametrize("layer", list(LAYERS))
+@pytest.mark.parametrize("mask_kind", ["none", "holes"])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_reset_equals_each_segment_alone(layer, mask_kind, go_backwards):
+    rnn = LAYERS[layer](return_sequences=True, return_state=True, go_backwards=go_backwards)
+    x, mask = sequences(0, (BATCH, STEPS, 5)), make_mask(mask_kind, BATCH, STEPS)
+    kwargs = {} if mask is None else {"mask": mask}
+    y, *states = rnn(x, reset=_reset(), **kwargs)
+    y = to_numpy(y)
+    y = y[:, ::-1] if go_backwards else y
+    want_y, want_states = _per_segment(rnn, x, mask, go_backwards)
+    got_states = [to_numpy(s) for s in keras.tree.flatten(states)]
+    assert_all_close([y, *got_states], [want_y, *want_states], f"{layer}, mask {mask_kind}")
+
+
+def test_reset_goes_back_to_zeros_not_to_the_given_initial_state():
+    rnn = keras_rnnx.GRU(3, return_sequences=True)
+    x = sequences(1, (BATCH, STEPS, 5))
+    h0 = np.random.RandomState(2).randn(BATCH, 3).astype("float32")
+    got = to_numpy(rnn(x, initial_state=h0, reset=_reset()))
+    # Row 1 resets at step 3: from there it is the zero-state run of x[:, 3:].
+    tail = to_numpy(rnn(x[1:2, 3:]))[0]
+    assert_all_close([got[1, 3:]], [tail], "after the reset")
+    head = to_numpy(rnn(x[1:2, :3], initial_state=h0[1:2]))[0]
+    assert_all_close([got[1, :3]], [head], "before the reset, from initial_state")
+
+
+def test_all_false_reset_changes_nothing():
+    rnn = keras_rnnx.LSTM(3, return_sequences=True)
+    x = sequences(3, (BATCH, STEPS, 5))
+    assert_all_close(
+        [to_numpy(rnn(x, reset=np.zeros((BATCH, STEPS), bool)))], [to_numpy(rnn(x))], "no reset"
+    )
+
+
+def test_a_reset_runs_a_loop_and_explain_says_why_not_fused():
+    rnn = keras_rnnx.LSTM(3)
+    rnn(sequences(0, (BATCH, STEPS, 5)), reset=_reset())
+    selection = keras_rnnx.explain(rnn)
+    assert selection.kernel == ("tf-while" if BACKEND == "tensorflow" else "reference")
+    fused = dict(selection.passed_over)
+    if BACKEND == "torch":
+        assert "per-sample reset" in fused["torch-fused"]
+
+
+def test_reset_in_a_functional_model_trains():
+    x_in = keras.Input((None, 5))
+    reset_in = keras.Input((None,), dtype="bool")
+    y = keras_rnnx.GRU(3)(x_in, reset=reset_in)
+    model = keras.Model([x_in, reset_in], keras.layers.Dense(1)(y))
+    model.compile("adam", "mse")
+    x = sequences(4, (BATCH, STEPS, 5))
+    history = model.fit([x, _reset()], np.ones((BATCH, 1), "float32"), epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    rnn = model.layers[2]
+    assert_all_close(
+        [to_numpy(model.predict_on_batch([x, _reset()]))],
+        [to_numpy(model.layers[-1](rnn(x, reset=_reset())))],
+        "predict",
+    )
+
+
+@pytest.mark.parametrize("shape", [(BATCH,), (BATCH, STEPS + 1), (BATCH, STEPS, 1)])
+def test_a_reset_of_the_wrong_shape_is_an_error_naming_it(shape):
+    rnn = keras_rnnx.GRU(3)
+    with pytest.raises(ValueError, match="`reset` shaped"):
+        rnn(sequences(0, (BATCH, STEPS, 5)), reset=np.zeros(shape, bool))
