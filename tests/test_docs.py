@@ -6,7 +6,8 @@ them. A block that shows a whole file (`--8<-- "path"`, the site's snippets)
 runs that file on its own, as its package's import would, and what it
 registers is dropped afterwards so the installed package's classes stay
 registered. A block whose first line is `# needs a GPU`
-runs only on a GPU; `# needs examples/plugin installed`, only where it is.
+runs only on a GPU; `# needs examples/plugin installed`, only where it is;
+the Deploying page's `# needs ...` lines name a backend or export runtime.
 """
 
 from __future__ import annotations
@@ -31,9 +32,26 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)
 SNIPPET = re.compile(r'^--8<-- "(.+)"$', re.M)
+BACKEND = keras.backend.backend()
+ONNX_EXPORTER = {"tensorflow": "tf2onnx", "jax": "jax2onnx", "torch": "onnxscript"}[BACKEND]
+
+
+def _installed(*modules):
+    return all(importlib.util.find_spec(m) for m in modules)
+
+
 NEEDS = {
     "# needs a GPU": on_gpu,
-    "# needs examples/plugin installed": lambda: bool(importlib.util.find_spec("rnnx_demo_plugin")),
+    "# needs examples/plugin installed": lambda: _installed("rnnx_demo_plugin"),
+    "# needs onnxruntime": lambda: _installed("onnxruntime", ONNX_EXPORTER),
+    "# needs OpenVINO, on TensorFlow or torch": lambda: (
+        BACKEND != "jax" and _installed("openvino")
+    ),
+    "# needs TensorFlow, on TensorFlow or JAX": lambda: (
+        BACKEND != "torch" and _installed("tensorflow")
+    ),
+    "# needs the TensorFlow backend": lambda: BACKEND == "tensorflow",
+    "# needs the torch backend": lambda: BACKEND == "torch",
 }
 PAGES = sorted(p for p in DOCS.rglob("*.md") if FENCE.search(p.read_text()))
 

@@ -47,7 +47,7 @@ class Selection:
     exporting: str | None = None
 
     def __str__(self) -> str:
-        export = f", traced for a {self.exporting} export" if self.exporting else ""
+        export = f", traced for export ({self.exporting})" if self.exporting else ""
         lines = [f"kernel: {self.kernel}{export}"]
         lines += [f"  not {name}: {reason}" for name, reason in self.passed_over]
         return "\n".join(lines)

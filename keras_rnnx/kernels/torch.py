@@ -9,7 +9,9 @@ A mask (right- or left-padded, as `keras.utils.pad_sequences` pads by
 default, or with holes) runs the full-length kernel with each row's valid
 steps moved first (see `kernels/fused.py`). No mask value is read on the host,
 so masked calls compile whole under `torch.compile` too; only eager inference
-of a masked GRU or SimpleRNN reads the lengths, to run packed sequences.
+of a masked GRU or SimpleRNN reads the lengths, to run packed sequences, and
+an eager call with per-sample resets reads where its segments start
+(`kernels/segments.py`).
 
 Under `torch.compile` Inductor decomposes torch's LSTM, and on a CPU it picks
 oneDNN's inference kernel whenever the input needs no gradient, even when the
@@ -35,6 +37,7 @@ from keras_rnnx.kernels.fused import (
     why_not_one_call,
 )
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
+from keras_rnnx.kernels.segments import run_segments, why_not_segments
 from keras_rnnx.kernels.specs import fused_spec
 
 # The vendor call of each mode; each has a padded and a packed overload.
@@ -85,11 +88,17 @@ class TorchFusedKernel:
     name = "torch-fused"
     priority = 10
     fused = True
+    resets = True  # as segments (`kernels/segments.py`)
 
     def why_not(self, call: RecurrentCall) -> str | None:
-        return why_not_fused(call, projects=True)
+        reason = why_not_fused(call, projects=True)
+        if reason is None and call.reset is not None:
+            return why_not_segments(call)
+        return reason
 
     def run(self, call: RecurrentCall):
+        if call.reset is not None:
+            return run_segments(call, lambda segments: run_fused(segments, _vendor))
         return run_fused(call, _vendor)
 
     def why_not_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):

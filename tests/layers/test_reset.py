@@ -7,7 +7,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import BACKEND, to_numpy
+from backend_utils import BACKEND, on_gpu, to_numpy
 from custom_cells import MinimalCell
 from oracle import assert_all_close, make_mask, sequences
 
@@ -24,6 +24,19 @@ BATCH, STEPS = 4, 6
 # Segment starts: none, one mid-row, several (one at the first step, where a
 # reset changes nothing), and every step.
 STARTS = [(), (3,), (0, 2, 5), tuple(range(STEPS))]
+# The fastest kernel and the reference loop; on JAX without a GPU both are
+# the reference loop.
+USE_CUDNN = [
+    pytest.param("auto", id="fastest"),
+    pytest.param(
+        False,
+        id="reference",
+        marks=pytest.mark.skipif(
+            BACKEND == "jax" and not on_gpu(),
+            reason="the fastest kernel is the reference loop here",
+        ),
+    ),
+]
 
 
 def _reset():
@@ -60,8 +73,11 @@ def _per_segment(layer, x, mask, go_backwards):
 @pytest.mark.parametrize("layer", list(LAYERS))
 @pytest.mark.parametrize("mask_kind", ["none", "holes"])
 @pytest.mark.parametrize("go_backwards", [False, True])
-def test_reset_equals_each_segment_alone(layer, mask_kind, go_backwards):
-    rnn = LAYERS[layer](return_sequences=True, return_state=True, go_backwards=go_backwards)
+@pytest.mark.parametrize("use_cudnn", USE_CUDNN)
+def test_reset_equals_each_segment_alone(layer, mask_kind, go_backwards, use_cudnn):
+    rnn = LAYERS[layer](
+        return_sequences=True, return_state=True, go_backwards=go_backwards, use_cudnn=use_cudnn
+    )
     x, mask = sequences(0, (BATCH, STEPS, 5)), make_mask(mask_kind, BATCH, STEPS)
     kwargs = {} if mask is None else {"mask": mask}
     y, *states = rnn(x, reset=_reset(), **kwargs)
@@ -92,14 +108,38 @@ def test_all_false_reset_changes_nothing():
     )
 
 
-def test_a_reset_runs_a_loop_and_explain_says_why_not_fused():
-    rnn = keras_rnnx.LSTM(3)
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_explain_says_which_kernel_ran_the_resets(go_backwards):
+    rnn = keras_rnnx.LSTM(3, go_backwards=go_backwards)
     rnn(sequences(0, (BATCH, STEPS, 5)), reset=_reset())
     selection = keras_rnnx.explain(rnn)
+    if BACKEND == "torch" and not go_backwards:
+        assert selection.kernel == "torch-fused"  # as segments
+        return
     assert selection.kernel == ("tf-while" if BACKEND == "tensorflow" else "reference")
-    fused = dict(selection.passed_over)
     if BACKEND == "torch":
-        assert "per-sample reset" in fused["torch-fused"]
+        assert "go_backwards" in dict(selection.passed_over)["torch-fused"]
+
+
+def test_a_kernel_that_does_not_declare_resets_is_passed_over(monkeypatch):
+    # A plugin kernel written before resets would run the call as if none
+    # were asked for.
+    class Unaware:
+        name, priority, fused = "unaware", 50, False
+
+        def why_not(self, call):
+            return None
+
+        def run(self, call):
+            raise AssertionError("selected for a call with resets")
+
+    from keras_rnnx.kernels import registry
+
+    monkeypatch.setattr(registry, "_KERNELS", [Unaware(), *registry._KERNELS])
+    rnn = keras_rnnx.GRU(3)
+    rnn(sequences(0, (BATCH, STEPS, 5)), reset=_reset())
+    reasons = dict(keras_rnnx.explain(rnn).passed_over)
+    assert "per-sample reset" in reasons["unaware"]
 
 
 def test_reset_in_a_functional_model_trains():
