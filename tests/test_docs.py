@@ -44,9 +44,7 @@ NEEDS = {
     "# needs a GPU": on_gpu,
     "# needs examples/plugin installed": lambda: _installed("rnnx_demo_plugin"),
     "# needs onnxruntime": lambda: _installed("onnxruntime", ONNX_EXPORTER),
-    "# needs OpenVINO, on TensorFlow or torch": lambda: (
-        BACKEND != "jax" and _installed("openvino")
-    ),
+    "# needs OpenVINO, on TensorFlow or torch": lambda: BACKEND != "jax" and _installed("openvino"),
     "# needs TensorFlow, on TensorFlow or JAX": lambda: (
         BACKEND != "torch" and _installed("tensorflow")
     ),
