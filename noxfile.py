@@ -16,9 +16,14 @@ import nox
 
 BACKENDS = ("tensorflow", "torch", "jax")
 # What Keras's `model.export` needs on each backend beyond the `export` extra:
-# TensorFlow converts to ONNX with tf2onnx; JAX with jax2onnx, and to a
-# SavedModel through jax2tf, which needs TensorFlow.
-EXPORTERS = {"tensorflow": ["tf2onnx"], "torch": [], "jax": ["jax2onnx", "tensorflow-cpu"]}
+# TensorFlow converts to ONNX with tf2onnx; torch to LiteRT with litert-torch;
+# JAX to ONNX with jax2onnx, and to a SavedModel through jax2tf, which needs
+# TensorFlow.
+EXPORTERS = {
+    "tensorflow": ["tf2onnx"],
+    "torch": ["litert-torch"],
+    "jax": ["jax2onnx", "tensorflow-cpu"],
+}
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CONSTRAINTS = os.environ.get("KERAS_RNNX_CONSTRAINTS", os.path.join(ROOT, "constraints.txt"))
 

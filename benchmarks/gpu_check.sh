@@ -7,8 +7,8 @@
 # Then run there with carry [".whl"]:
 #   bash benchmarks/gpu_check.sh
 # It runs the kernel parity and oracle tests, the masked-step property on the
-# fused kernels, and the docs page with a GPU-only block, on CUDA for torch and
-# jax, then
+# fused kernels, per-sample resets (torch: segments on cuDNN), streaming, and
+# the docs page with a GPU-only block, on CUDA for torch and jax, then
 # the benchmark rows (quick: the first shape) and a profile of a masked LSTM
 # predict on torch, writing logs and JSON under $OUT.
 set -uo pipefail
@@ -38,6 +38,7 @@ for backend in torch jax; do
   echo "== $backend: parity tests on the GPU"
   KERAS_BACKEND=$backend timeout 150 python3 -m pytest -q -n 8 -p no:cacheprovider \
     tests/kernels tests/layers/test_oracle.py tests/layers/test_projection.py \
+    tests/layers/test_reset.py tests/test_streaming.py \
     "tests/test_docs.py::test_code_blocks_run[kernels.md]" \
     "tests/layers/test_masked_steps.py::test_values_at_masked_steps_change_nothing" -k "not (masked_steps and reference)" \
     2>&1 | tee "$out/tests_$backend.log" | tail -8

@@ -38,16 +38,15 @@ NOT_OFFERED = {
     ("litert", "jax"): "Keras offers LiteRT export on TensorFlow and torch only",
     ("openvino", "jax"): "Keras's OpenVINO export on JAX fails here for any model (jax2tf's "
     "`XlaCallModule` has no OpenVINO conversion; checked below)",
-    ("litert", "torch"): "Keras's torch LiteRT export needs litert_torch, not in the matrix",
     ("torch", "tensorflow"): "Keras offers `torch` export on the torch backend only",
     ("torch", "jax"): "Keras offers `torch` export on the torch backend only",
 }
-# The runtime each format's artifact is loaded in, and the package it needs.
+# The package each format needs here: its runtime, and on torch LiteRT's converter.
 RUNTIMES = {
     "tf_saved_model": "tensorflow",
     "onnx": "onnxruntime",
     "openvino": "openvino",
-    "litert": "tensorflow",
+    "litert": "litert_torch" if BACKEND == "torch" else "tensorflow",
     "torch": "torch",
 }
 FILENAMES = {
@@ -65,7 +64,12 @@ def _fixed_length(fmt, layer):
     tracer (Keras's ONNX and OpenVINO exports) records a loop kernel's steps
     (a custom cell's) one by one, so such a model is exported for the length
     of its `input_signature` (see the test below)."""
-    return fmt == "torch" or (BACKEND == "torch" and layer == "custom")
+    return fmt == "torch" or (BACKEND == "torch" and (layer == "custom" or fmt == "litert"))
+
+
+def _fixed_batch(fmt):
+    """Keras's torch LiteRT export takes a static `input_signature` only."""
+    return BACKEND == "torch" and fmt == "litert"
 
 
 def _inputs(batch, steps, seed):
@@ -108,9 +112,13 @@ def _load(fmt, path):
         loaded = tf.saved_model.load(path)  # the function dies with it
         return lambda x: loaded.serve(x).numpy()
     if fmt == "litert":
-        import tensorflow as tf
+        # No Flex delegate: a Flex op is an error here.
+        if BACKEND == "tensorflow":
+            from tensorflow.lite import Interpreter
+        else:
+            from ai_edge_litert.interpreter import Interpreter
 
-        interpreter = tf.lite.Interpreter(model_path=path)
+        interpreter = Interpreter(model_path=path)
 
         def run(x):
             index = interpreter.get_input_details()[0]["index"]
@@ -128,6 +136,8 @@ def _load(fmt, path):
 
 
 def _options(fmt):
+    if _fixed_batch(fmt):
+        return {"input_signature": [keras.InputSpec(shape=(3, 6, 4), dtype="float32")]}
     if fmt != "torch":
         return {}
     import torch
@@ -167,7 +177,12 @@ def test_export_runs_in_its_runtime(tmp_path, fmt, layer, masked):
     for selection in selections.values() if isinstance(selections, dict) else [selections]:
         assert selection.exporting == fmt, f"explain does not name the export:\n{selection}"
     run = _load(fmt, path)
-    shapes = ((3, 6, 0), (5, 6, 1)) if _fixed_length(fmt, layer) else ((3, 6, 0), (5, 9, 1))
+    if _fixed_batch(fmt):
+        shapes = ((3, 6, 0), (3, 6, 1))
+    elif _fixed_length(fmt, layer):
+        shapes = ((3, 6, 0), (5, 6, 1))
+    else:
+        shapes = ((3, 6, 0), (5, 9, 1))
     for batch, steps, seed in shapes:
         x = _inputs(batch, steps, seed)
         assert_all_close([run(x)], [to_numpy(model(x))], f"{fmt}: batch {batch}, {steps} steps")
@@ -239,3 +254,16 @@ def test_a_streaming_twin_exports_and_streams_in_onnxruntime(tmp_path):
         y, *states = session.run(None, dict(zip(names, [x[:, start:end], *states])))
         outputs.append(y)
     assert_all_close([np.concatenate(outputs, axis=1)], [to_numpy(model(x))], "chunk by chunk")
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="torch's fused op exports as ATen's")
+def test_a_cuda_only_kernel_declines_an_export():
+    # CudnnRNNV3 and JAX's cuDNN call convert to no format, and an artifact may
+    # be served on a CPU: an export on a GPU machine runs the loop instead.
+    import dataclasses
+
+    layer = keras_rnnx.LSTM(3)
+    call = layer.prepare_call(_inputs(2, 4, seed=0))
+    cudnn = next(k for k in keras_rnnx.registered_kernels() if k.name.endswith("-cudnn"))
+    reason = cudnn.why_not(dataclasses.replace(call, exporting="onnx"))
+    assert reason.startswith("traced for export (onnx)"), reason

@@ -40,8 +40,10 @@ def exporting() -> str | None:
     if backend == "torch":
         import torch
 
-        if torch.compiler.is_compiling():  # Dynamo cannot trace a walk of the stack
+        if torch.compiler.is_dynamo_compiling():  # Dynamo cannot trace a stack walk
             return "torch" if torch.compiler.is_exporting() else None
+        if torch.compiler.is_exporting():  # non-strict: Python runs as it is
+            return _keras_export_on_stack() or "torch"
         if torch.jit.is_tracing():
             return _keras_export_on_stack() or "trace"
     return _keras_export_on_stack()

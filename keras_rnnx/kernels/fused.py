@@ -54,6 +54,18 @@ def why_not_fused(call: RecurrentCall, modes=MODES, dtypes=FLOATS, projects=Fals
     return None
 
 
+def why_not_exported(call: RecurrentCall) -> str | None:
+    """Why a vendor op that runs on CUDA only declines a call traced for an
+    export, or None: no exporter converts it, and the artifact may be served
+    on a CPU (torch's fused op exports as ATen's, which runs anywhere)."""
+    if call.exporting:
+        return (
+            f"traced for export ({call.exporting}): this vendor's op runs on CUDA only, "
+            "and no exporter converts it"
+        )
+    return None
+
+
 def fused_layers(cell) -> list:
     """The cells a fused kernel runs one after another: `cell`, or a stack's
     cells in order (nested stacks flattened)."""
@@ -115,9 +127,15 @@ def keep_initial_where_empty(lengths, state, initial):
     return ops.where((lengths > 0)[:, None], state, initial)
 
 
-def _gather_steps(x, index):
+def _gather_steps(x, index, exporting=False):
     """`x[b, index[b, t]]` for `x` shaped `(batch, time, features)` and
-    `index` `(batch, steps)`."""
+    `index` `(batch, steps)`. For an export, as a product with the one-hot
+    `index` (exact: one term each; `O(time**2)`): LiteRT's torch converter
+    fails on the int64 indices Keras's torch `take` makes."""
+    if exporting:
+        time = ops.shape(x)[1]
+        picks = ops.equal(index[:, :, None], ops.arange(time, dtype=index.dtype)[None, None, :])
+        return ops.einsum("bst,btf->bsf", ops.cast(picks, x.dtype), x)
     batch, time, features = ops.shape(x)
     rows = ops.arange(batch, dtype="int32")[:, None] * time
     # One row index per step: `take_along_axis` would take one per value (and
@@ -126,7 +144,7 @@ def _gather_steps(x, index):
     return ops.reshape(steps, (batch, ops.shape(index)[1], features))
 
 
-def valid_steps_first(x, mask, go_backwards, sort=True):
+def valid_steps_first(x, mask, go_backwards, sort=True, exporting=False):
     """`(x, counts)`: `x` in processing order (`go_backwards` reverses it) with
     each row's valid steps first and its masked steps after them, and
     `counts[b, t]`, how many valid steps row `b` has run by step `t` of its
@@ -136,32 +154,35 @@ def valid_steps_first(x, mask, go_backwards, sort=True):
     kernel then runs the rows as right-padded, so each row's valid outputs and
     states are exact; `masked_outputs` puts the outputs back in place.
     `sort=False` finds the new order without sorting, in `O(time**2)` per
-    row, for exporters that have no (stable) sort.
+    row, for exporters that have no (stable) sort; `exporting` gathers the
+    steps as `_gather_steps` does for an export.
     """
     mask = ops.cast(mask, "bool")
     if go_backwards:
         x, mask = ops.flip(x, axis=1), ops.flip(mask, axis=1)
     time = ops.shape(x)[1]
     steps = ops.arange(time, dtype="int32")[None, :]
-    counts = ops.cumsum(ops.cast(mask, "int32"), axis=1)
+    # int32 throughout (torch sums and cumsums integers as int64, which
+    # LiteRT's torch converter then mismatches with its int32).
+    counts = ops.cast(ops.cumsum(ops.cast(mask, "int32"), axis=1), "int32")
     if sort:  # valid steps keep their order, ahead of every masked one
         order = ops.argsort(ops.where(mask, steps, steps + time), axis=-1)
     else:  # where each step goes, inverted: the step that lands at each place
         lengths = counts[:, -1:]
         place = ops.where(mask, counts - 1, lengths + steps - counts)
         lands = ops.cast(ops.equal(place[:, :, None], steps[:, None, :]), "int32")
-        order = ops.sum(lands * steps[:, :, None], axis=1)
-    return _gather_steps(x, order), counts
+        order = ops.cast(ops.sum(lands * steps[:, :, None], axis=1), "int32")
+    return _gather_steps(x, order, exporting), counts
 
 
-def last_valid(y, lengths, h0):
+def last_valid(y, lengths, h0, exporting=False):
     """Each row's output at its last valid step of right-padded `y`, or `h0`
     for a row with none."""
-    last = _gather_steps(y, ops.maximum(lengths - 1, 0)[:, None])[:, 0]
+    last = _gather_steps(y, ops.maximum(lengths - 1, 0)[:, None], exporting)[:, 0]
     return keep_initial_where_empty(lengths, last, h0)
 
 
-def masked_outputs(y, counts, zero_output_for_mask):
+def masked_outputs(y, counts, zero_output_for_mask, exporting=False):
     """The reference loop's outputs, from a run of the valid steps.
 
     `y` holds each row's outputs for its valid steps first, and `counts` says
@@ -170,7 +191,7 @@ def masked_outputs(y, counts, zero_output_for_mask):
     first one, or always zeros with `zero_output_for_mask`).
     """
     shown = _valid_steps(counts) if zero_output_for_mask else counts > 0
-    y = _gather_steps(y, ops.maximum(counts - 1, 0))
+    y = _gather_steps(y, ops.maximum(counts - 1, 0), exporting)
     return ops.where(shown[..., None], y, ops.zeros_like(y))
 
 
@@ -218,17 +239,18 @@ def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
     takes; inputs of another float dtype (bfloat16 where cuDNN has no
     bfloat16 RNN) run in float32, and the results are cast back. Returns what
     `Kernel.run` returns. A call traced for an exporter lays masks out
-    without a sort (see `valid_steps_first`).
+    without a sort or integer gathers (see `valid_steps_first`).
     """
     cells = fused_layers(call.cell)
     flat_states = keras.tree.flatten(call.states)
     x, flat_states, compute = in_vendor_dtype(
         dropped_inputs(call, cell=cells[0]), flat_states, dtypes
     )
+    exporting = bool(call.exporting)
     if call.mask is None:
         x, counts, lengths = (ops.flip(x, axis=1) if call.go_backwards else x), None, None
     else:
-        x, counts = valid_steps_first(x, call.mask, call.go_backwards, sort=not call.exporting)
+        x, counts = valid_steps_first(x, call.mask, call.go_backwards, not exporting, exporting)
         lengths = counts[:, -1]
     final = []
     for k, cell in enumerate(cells):
@@ -241,14 +263,14 @@ def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
         weights = spec.vendor_weights(cell, x.dtype, kernel_mask)
         x, layer_final = vendor(spec, weights, x, lengths, states)
         if lengths is not None:
-            layer_final = [last_valid(x, lengths, states[0])] + [
+            layer_final = [last_valid(x, lengths, states[0], exporting)] + [
                 keep_initial_where_empty(lengths, s, s0)
                 for s, s0 in zip(layer_final[1:], states[1:])
             ]
         final += layer_final
     y = x
     if counts is not None and call.return_sequences:
-        y = masked_outputs(y, counts, call.zero_output_for_mask)
+        y = masked_outputs(y, counts, call.zero_output_for_mask, exporting)
     elif counts is not None:  # the layer reads the last output only: the last h's
         y = last_output(layer_final[0], counts, call.zero_output_for_mask)[:, None]
     y, final = ops.cast(y, compute), [ops.cast(s, compute) for s in final]

@@ -35,6 +35,7 @@ from keras_rnnx.kernels.fused import (
     dropped_inputs,
     in_vendor_dtype,
     run_fused,
+    why_not_exported,
     why_not_fused,
     why_not_one_call,
 )
@@ -110,7 +111,7 @@ class JaxCudnnLstmKernel:
     fused = True
 
     def why_not(self, call: RecurrentCall) -> str | None:
-        reason = why_not_fused(call, modes=MODES)
+        reason = why_not_fused(call, modes=MODES) or why_not_exported(call)
         if reason is None and not on_gpu():
             return "no GPU (cuDNN's LSTM runs on a CUDA device only)"
         if reason is None and call.mask is not None and call.zero_output_for_mask:

@@ -119,6 +119,9 @@ def select_bidirectional(
     """
     if is_empty(forward):
         return None, Selection(None)
+    if forward.reset is not None:
+        reason = "a per-sample reset: each direction runs its own segments"
+        return None, Selection(None, (("one-call bidirectional", reason),), forward.exporting)
     one_call = {k.name for k in registered_kernels() if hasattr(k, "run_bidirectional")}
     use_cudnn = False if False in (forward.use_cudnn, backward.use_cudnn) else "auto"
     kernels, filtered = candidates(use_cudnn)

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from keras_rnnx.kernels.fused import (
     run_fused,
+    why_not_exported,
     why_not_fused,
 )
 from keras_rnnx.kernels.reference import masked_step, zero_outputs
@@ -280,7 +281,7 @@ class TensorFlowCudnnKernel:
     xla = False  # CudnnRNNV3 has no XLA kernel
 
     def why_not(self, call: RecurrentCall) -> str | None:
-        reason = why_not_fused(call, modes=MODES, projects=True)
+        reason = why_not_fused(call, modes=MODES, projects=True) or why_not_exported(call)
         if reason is None and not on_gpu():
             return "no GPU (CudnnRNNV3 runs on a CUDA device only)"
         return reason

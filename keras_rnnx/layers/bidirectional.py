@@ -66,7 +66,8 @@ class Bidirectional(keras.layers.Layer):
         **kwargs: `keras.layers.Layer` arguments.
 
     Call arguments:
-        - `sequences`, `mask`, `training`: as for `RNN`.
+        - `sequences`, `mask`, `training`, `reset`: as for `RNN` (each direction
+          starts its segments over where `reset` is true).
         - `initial_state`: forward states followed by backward states.
 
     Returns:
@@ -172,7 +173,7 @@ class Bidirectional(keras.layers.Layer):
             return output_mask + [None] * (2 * n)
         return output_mask if self.merge_mode is None else output_mask[0]
 
-    def call(self, sequences, initial_state=None, mask=None, training=None):
+    def call(self, sequences, initial_state=None, mask=None, training=None, reset=None):
         forward_state = backward_state = None
         if initial_state is not None:
             if not isinstance(initial_state, (list, tuple)) or len(initial_state) % 2:
@@ -184,6 +185,8 @@ class Bidirectional(keras.layers.Layer):
             half = len(initial_state) // 2
             forward_state, backward_state = list(initial_state[:half]), list(initial_state[half:])
         kwargs = {"mask": mask, "training": training}
+        if reset is not None:  # each direction starts its segments over
+            kwargs["reset"] = reset
         if self._runs_sublayers_directly():
             y, y_rev = self._run_directions(sequences, forward_state, backward_state, **kwargs)
         else:
@@ -212,12 +215,12 @@ class Bidirectional(keras.layers.Layer):
             for layer in (self.forward_layer, self.backward_layer)
         )
 
-    def _run_directions(self, sequences, forward_state, backward_state, mask, training):
+    def _run_directions(self, sequences, forward_state, backward_state, mask, training, reset=None):
         """Both directions through the layers' kernel seam, in one kernel call
         when a kernel runs both."""
         layers = (self.forward_layer, self.backward_layer)
         calls = [
-            layer.prepare_call(sequences, state, mask, training)
+            layer.prepare_call(sequences, state, mask, training, reset)
             for layer, state in zip(layers, (forward_state, backward_state))
         ]
         kernel, selection = kernels.select_bidirectional(*calls)

@@ -68,8 +68,9 @@ class RNN(keras.layers.Layer):
           new segment (an episode, an utterance): its states go back to the
           layer's initial states (zeros; the given `initial_state` or a
           stateful layer's carried states apply to the first step only)
-          before that step, as if each segment were its own sequence. It runs
-          on the loop kernels (`explain` says so).
+          before that step, as if each segment were its own sequence.
+          torch's fused kernel runs resets as segments in eager calls, the
+          loops run them elsewhere (`explain` says which).
 
     Returns:
         The output (the last step's, or every step's with `return_sequences`),

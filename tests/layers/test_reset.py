@@ -164,3 +164,15 @@ def test_a_reset_of_the_wrong_shape_is_an_error_naming_it(shape):
     rnn = keras_rnnx.GRU(3)
     with pytest.raises(ValueError, match="`reset` shaped"):
         rnn(sequences(0, (BATCH, STEPS, 5)), reset=np.zeros(shape, bool))
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "holes"])
+def test_bidirectional_resets_each_direction(mask_kind):
+    layer = keras_rnnx.Bidirectional(keras_rnnx.GRU(3, return_sequences=True))
+    x, mask = sequences(5, (BATCH, STEPS, 5)), make_mask(mask_kind, BATCH, STEPS)
+    y = to_numpy(layer(x, mask=mask, reset=_reset()))
+    forward = to_numpy(layer.forward_layer(x, mask=mask, reset=_reset()))
+    backward = to_numpy(layer.backward_layer(x, mask=mask, reset=_reset()))[:, ::-1]
+    assert_all_close([y], [np.concatenate([forward, backward], axis=-1)], mask_kind)
+    if BACKEND == "torch":  # no one-call kernel: it would run no resets
+        assert keras_rnnx.explain(layer)["forward"].kernel == "torch-fused"
