@@ -37,7 +37,9 @@ def streaming(model):
     throughout (Keras refuses a mix of tensors and NumPy arrays in one
     call). To reset some rows (a new episode), zero their states between
     chunks. The twin shares `model`'s weights and exports like any model
-    (`twin.export(...)`); it is for inference (`training` is off).
+    (`twin.export(...)`, once called, as Keras asks of any model); it is for
+    inference (`training` is off), and is not saved itself: save `model` and
+    make its twin again after loading.
 
     Args:
         model: a built Keras model with one sequence input whose recurrent

@@ -114,7 +114,9 @@ def _load(fmt, path):
     if fmt == "litert":
         # No Flex delegate: a Flex op is an error here.
         if BACKEND == "tensorflow":
-            from tensorflow.lite import Interpreter
+            import tensorflow as tf
+
+            Interpreter = tf.lite.Interpreter
         else:
             from ai_edge_litert.interpreter import Interpreter
 
