@@ -46,7 +46,7 @@ def exporting() -> str | None:
             return _keras_export_on_stack() or "torch"
         if torch.jit.is_tracing():
             return _keras_export_on_stack() or "trace"
-        return None  # torch exports trace: an eager call is none
+    # Eager calls too: OpenVINO's torch converter runs the model once more.
     return _keras_export_on_stack()
 
 
