@@ -102,10 +102,15 @@ def streaming(model):
             name=f"{layer.name}_state_{i}",
         )
         for layer in layers
-        for i, s in enumerate(keras.tree.flatten(layer.get_initial_state(1)))
+        for i, s in enumerate(_flat_states(layer))
     ]
     outputs = _StreamStep(model)([chunk, *state_inputs])
     return keras.Model([chunk, *state_inputs], outputs, name=f"{model.name}_streaming")
+
+
+def _flat_states(layer) -> list:
+    """A layer's initial states for one row, flat: what the twin carries."""
+    return keras.tree.flatten(layer.get_initial_state(1))
 
 
 def _recurrent_layers(model) -> list:
@@ -148,23 +153,24 @@ class _StreamStep(keras.layers.Layer):
     def __init__(self, model, **kwargs):
         super().__init__(**kwargs)
         self.model = model
-        object.__setattr__(self, "_recurrent", _recurrent_layers(model))
+        # Untracked: the layers are the model's, and each carries this many states.
+        recurrent = [(layer, len(_flat_states(layer))) for layer in _recurrent_layers(model)]
+        object.__setattr__(self, "_recurrent", recurrent)
 
     def call(self, inputs):
         chunk, *flat = inputs
         streams = {}
-        for layer in self._recurrent:
-            count = len(keras.tree.flatten(layer.get_initial_state(1)))
+        for layer, count in self._recurrent:
             streams[id(layer)], flat = list(flat[:count]), flat[count:]
         with _streaming(streams) as finals:
             outputs = self.model(chunk, training=False)
-        missing = [layer.name for layer in self._recurrent if id(layer) not in finals]
+        missing = [layer.name for layer, _ in self._recurrent if id(layer) not in finals]
         if missing:
             raise ValueError(
                 f"The recurrent layers {missing} were not called on the chunk: a "
                 "streamed layer must be on the model's path from its input."
             )
-        return [outputs, *(s for layer in self._recurrent for s in finals[id(layer)])]
+        return [outputs, *(s for layer, _ in self._recurrent for s in finals[id(layer)])]
 
 
 @contextlib.contextmanager

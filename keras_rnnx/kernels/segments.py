@@ -25,7 +25,7 @@ from keras_rnnx.kernels.registry import RecurrentCall
 
 def why_not_segments(call: RecurrentCall) -> str | None:
     """Why a call's resets cannot run as segments, or None."""
-    if call.exporting or torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if call.exporting or torch.compiler.is_compiling():  # a torch trace is an export
         return "a per-sample reset under a trace (where segments start is read on the host)"
     if call.go_backwards:
         return "a per-sample reset with go_backwards=True (segments run forwards)"

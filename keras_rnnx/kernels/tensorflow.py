@@ -46,13 +46,9 @@ class TensorFlowLoopKernel:
     def _loop(self, call: RecurrentCall):
         flat_inputs = [tf.convert_to_tensor(x) for x in keras.tree.flatten(call.inputs)]
         xs = [tf.transpose(x, [1, 0, *range(2, len(x.shape))]) for x in flat_inputs]
-        mask, reset = (
-            None if m is None else tf.transpose(tf.cast(m, tf.bool))
-            for m in (call.mask, call.reset)
-        )
+        mask, reset = (_time_major_flags(m, call.go_backwards) for m in (call.mask, call.reset))
         if call.go_backwards:
             xs = [tf.reverse(x, [0]) for x in xs]
-            mask, reset = (None if m is None else tf.reverse(m, [0]) for m in (mask, reset))
         steps = tf.shape(xs[0])[0]
         output_structure = zero_outputs(call, tf.shape(xs[0])[1])
         flat_zero = keras.tree.flatten(output_structure)
