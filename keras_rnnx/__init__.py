@@ -4,6 +4,7 @@ A drop-in for `keras.layers`' recurrent layers and cells on the TensorFlow,
 PyTorch and JAX backends.
 """
 
+from keras_rnnx.cells.conv_lstm import ConvLSTMCell
 from keras_rnnx.cells.gru import GRUCell
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.cells.registry import register_cell, registered_cells
@@ -22,6 +23,7 @@ from keras_rnnx.kernels import (
     registered_kernels,
 )
 from keras_rnnx.layers.bidirectional import Bidirectional
+from keras_rnnx.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from keras_rnnx.layers.gru import GRU
 from keras_rnnx.layers.lstm import LSTM
 from keras_rnnx.layers.rnn import RNN
@@ -35,6 +37,10 @@ __all__ = [
     "LSTM",
     "RNN",
     "Bidirectional",
+    "ConvLSTM1D",
+    "ConvLSTM2D",
+    "ConvLSTM3D",
+    "ConvLSTMCell",
     "FusedSpec",
     "GRUCell",
     "Kernel",

@@ -9,9 +9,9 @@ from oracle import sequences
 
 import keras_rnnx
 
-# (class, constructor arguments, trainable weights, seed generators); a cell
-# instance in the arguments is shared by every layer the test makes, as in
-# Keras's own RNN tests.
+# (class, constructor arguments, trainable weights, seed generators[, input
+# sequences]); a cell instance in the arguments is shared by every layer the
+# test makes, as in Keras's own RNN tests.
 LAYERS = {
     "LSTM": (keras_rnnx.LSTM, {"units": 3, "return_sequences": True}, 3, 1),
     "GRU": (keras_rnnx.GRU, {"units": 3, "return_state": True, "dropout": 0.1}, 3, 1),
@@ -57,6 +57,27 @@ LAYERS = {
         6,
         2,
     ),
+    "ConvLSTM1D": (
+        keras_rnnx.ConvLSTM1D,
+        {"filters": 2, "kernel_size": 3, "padding": "same", "return_sequences": True},
+        3,
+        1,
+        sequences(shape=(2, 3, 5, 2)),
+    ),
+    "ConvLSTM2D": (
+        keras_rnnx.ConvLSTM2D,
+        {"filters": 2, "kernel_size": 2, "return_state": True, "dropout": 0.1},
+        3,
+        1,
+        sequences(shape=(2, 3, 4, 4, 2)),
+    ),
+    "ConvLSTM3D": (
+        keras_rnnx.ConvLSTM3D,
+        {"filters": 2, "kernel_size": 2, "data_format": "channels_first"},
+        3,
+        1,
+        sequences(shape=(2, 2, 1, 3, 3, 3)),
+    ),
 }
 
 CELLS = {
@@ -70,20 +91,29 @@ CELLS = {
         5,
         1,
     ),
+    "ConvLSTMCell": (
+        keras_rnnx.ConvLSTMCell,
+        {"rank": 2, "filters": 2, "kernel_size": 3, "strides": 2},
+        3,
+        1,
+        sequences(shape=(2, 5, 5, 3)),
+    ),
 }
 
 
 @pytest.mark.parametrize("case", LAYERS)
 def test_layer_keeps_the_keras_layer_contract(case):
-    layer_cls, kwargs, trainable, seeds = LAYERS[case]
+    layer_cls, kwargs, trainable, seeds, *data = LAYERS[case]
+    data = data[0] if data else sequences()
     assert_layer_contract(
-        layer_cls, kwargs, sequences(), trainable_weights=trainable, seed_generators=seeds
+        layer_cls, kwargs, data, trainable_weights=trainable, seed_generators=seeds
     )
 
 
 @pytest.mark.parametrize("case", CELLS)
 def test_cell_keeps_the_keras_layer_contract(case):
-    cell_cls, kwargs, trainable, seeds = CELLS[case]
+    cell_cls, kwargs, trainable, seeds, *data = CELLS[case]
+    data = data[0] if data else sequences()[:, 0]
     assert_layer_contract(
-        cell_cls, kwargs, sequences()[:, 0], trainable_weights=trainable, seed_generators=seeds
+        cell_cls, kwargs, data, trainable_weights=trainable, seed_generators=seeds
     )

@@ -35,7 +35,8 @@ from keras_rnnx.cells.dropout import DropoutMasks, apply_mask, per_gate
 def _is_shape(size) -> bool:
     if hasattr(size, "as_list"):  # tf.TensorShape, without importing tensorflow
         return True
-    return isinstance(size, tuple) and all(isinstance(d, int) for d in size)
+    # A `None` dimension is one a cell learns when built (a ConvLSTM's image size).
+    return isinstance(size, tuple) and all(isinstance(d, int) or d is None for d in size)
 
 
 def size_to_shapes(size, top_level: bool = False):

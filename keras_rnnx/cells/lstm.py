@@ -118,21 +118,7 @@ class LSTMCell(BuiltinCell):
             )
 
     def bias_initializer_fn(self):
-        if not self.unit_forget_bias:
-            return self.bias_initializer
-        units, init = self.units, self.bias_initializer
-
-        def initializer(_, *args, **kwargs):
-            ones = keras.initializers.get("ones")
-            return ops.concatenate(
-                [
-                    init((units,), *args, **kwargs),
-                    ones((units,), *args, **kwargs),
-                    init((2 * units,), *args, **kwargs),
-                ]
-            )
-
-        return initializer
+        return forget_bias_initializer(self)
 
     def call(self, inputs, states, training=False):
         h_tm1, c_tm1 = states[0], states[1]
@@ -161,3 +147,24 @@ class LSTMCell(BuiltinCell):
             # Cast: Keras's `matmul` on torch gives float32 for float64 inputs.
             h = ops.cast(ops.matmul(h, self.projection_kernel), h.dtype)
         return h, [h, c]
+
+
+def forget_bias_initializer(cell):
+    """The bias initializer of an LSTM-like cell (gates i, f, c, o of `cell.units`
+    each): `cell.bias_initializer`, with ones for the forget gate when
+    `cell.unit_forget_bias`, as Keras's LSTM and ConvLSTM cells."""
+    if not cell.unit_forget_bias:
+        return cell.bias_initializer
+    units, init = cell.units, cell.bias_initializer
+
+    def initializer(_, *args, **kwargs):
+        ones = keras.initializers.get("ones")
+        return ops.concatenate(
+            [
+                init((units,), *args, **kwargs),
+                ones((units,), *args, **kwargs),
+                init((2 * units,), *args, **kwargs),
+            ]
+        )
+
+    return initializer

@@ -20,10 +20,12 @@ class BuiltinRNN(RNN):
     cell_class: type
     cell_name: str
     input_rank = 3
+    # Cell options the layer class fixes (a ConvLSTM2D's rank): not arguments.
+    fixed_options: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        for option in _options(cls.cell_class):
+        for option in _options(cls):
             setattr(cls, option, property(lambda self, o=option: getattr(self.cell, o)))
 
     def __init__(
@@ -38,10 +40,10 @@ class BuiltinRNN(RNN):
         use_cudnn="auto",
         **kwargs,
     ):
-        options = _options(self.cell_class)
+        options = _options(self)
         cell_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in options}
         kwargs.pop("implementation", None)
-        cell = self.cell_class(
+        cell = self.make_cell(
             units,
             name=self.cell_name,
             dtype=kwargs.get("dtype"),
@@ -59,6 +61,10 @@ class BuiltinRNN(RNN):
             **kwargs,
         )
 
+    def make_cell(self, units, **kwargs):
+        """The layer's cell, from its first argument and cell options."""
+        return self.cell_class(units, **kwargs)
+
     def get_config(self):
         config = super().get_config()
         del config["cell"]
@@ -67,7 +73,7 @@ class BuiltinRNN(RNN):
         return {
             **config,
             # The cell saves its own options only when set.
-            **{k: cell_config[k] for k in _options(self.cell_class) if k in cell_config},
+            **{k: cell_config[k] for k in _options(self) if k in cell_config},
             "activity_regularizer": activity,
         }
 
@@ -76,6 +82,9 @@ class BuiltinRNN(RNN):
         return cls(**config)
 
 
-def _options(cell_class):
-    """Every option of a built-in cell, Keras's and keras-rnnx's own."""
-    return cell_class.options + cell_class.extra_options + tuple(cell_class.own_options)
+def _options(layer):
+    """Every option of a layer's built-in cell, Keras's and keras-rnnx's own,
+    but those the layer class fixes."""
+    cell = layer.cell_class
+    options = cell.options + cell.extra_options + tuple(cell.own_options)
+    return tuple(o for o in options if o not in layer.fixed_options)
