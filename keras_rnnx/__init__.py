@@ -6,7 +6,10 @@ PyTorch and JAX backends.
 
 from keras_rnnx.cells.conv_lstm import ConvLSTMCell
 from keras_rnnx.cells.gru import GRUCell
+from keras_rnnx.cells.linear import LinearRecurrentCell
+from keras_rnnx.cells.lru import LRUCell
 from keras_rnnx.cells.lstm import LSTMCell
+from keras_rnnx.cells.min_rnn import MinGRUCell, MinLSTMCell
 from keras_rnnx.cells.registry import register_cell, registered_cells
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
 from keras_rnnx.cells.stacked import StackedRNNCells
@@ -25,6 +28,7 @@ from keras_rnnx.kernels import (
 from keras_rnnx.layers.bidirectional import Bidirectional
 from keras_rnnx.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from keras_rnnx.layers.gru import GRU
+from keras_rnnx.layers.linear_rnn import LRU, MinGRU, MinLSTM
 from keras_rnnx.layers.lstm import LSTM
 from keras_rnnx.layers.rnn import RNN
 from keras_rnnx.layers.simple_rnn import SimpleRNN
@@ -34,6 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GRU",
+    "LRU",
     "LSTM",
     "RNN",
     "Bidirectional",
@@ -44,7 +49,13 @@ __all__ = [
     "FusedSpec",
     "GRUCell",
     "Kernel",
+    "LRUCell",
     "LSTMCell",
+    "LinearRecurrentCell",
+    "MinGRU",
+    "MinGRUCell",
+    "MinLSTM",
+    "MinLSTMCell",
     "RecurrentCall",
     "Selection",
     "SimpleRNN",

@@ -78,6 +78,14 @@ LAYERS = {
         1,
         sequences(shape=(2, 2, 1, 3, 3, 3)),
     ),
+    "MinGRU": (keras_rnnx.MinGRU, {"units": 3, "return_sequences": True}, 2, 0),
+    "MinLSTM_log_space": (
+        keras_rnnx.MinLSTM,
+        {"units": 3, "log_space": True, "go_backwards": True},
+        2,
+        0,
+    ),
+    "LRU": (keras_rnnx.LRU, {"units": 3, "return_state": True}, 6, 0),
 }
 
 CELLS = {
@@ -98,6 +106,9 @@ CELLS = {
         1,
         sequences(shape=(2, 5, 5, 3)),
     ),
+    "MinGRUCell": (keras_rnnx.MinGRUCell, {"units": 3, "log_space": True}, 2, 0),
+    "MinLSTMCell": (keras_rnnx.MinLSTMCell, {"units": 3, "use_bias": False}, 1, 0),
+    "LRUCell": (keras_rnnx.LRUCell, {"units": 3, "r_min": 0.5}, 6, 0),
 }
 
 

@@ -38,7 +38,19 @@ def _nested():
     return keras.Model(inputs, keras_rnnx.GRU(2)(inner(x)))
 
 
-MODELS = {"stacked layers": _stacked, "stacked and custom cells": _cells, "nested": _nested}
+def _linear():
+    inputs = keras.Input((None, FEATURES))
+    x = keras_rnnx.MinGRU(3, return_sequences=True)(inputs)
+    x = keras_rnnx.LRU(4, return_sequences=True)(x)
+    return keras.Model(inputs, keras_rnnx.MinLSTM(2, log_space=True)(x))
+
+
+MODELS = {
+    "stacked layers": _stacked,
+    "stacked and custom cells": _cells,
+    "nested": _nested,
+    "parallel-scan layers": _linear,
+}
 
 
 def _zeros(twin, batch):

@@ -135,7 +135,52 @@ def _option_kind(name: str):
     return _OPTION_KINDS.get(name.rsplit("_", 1)[-1])
 
 
-class BuiltinCell(keras.layers.Layer, DropoutMasks):
+class Options:
+    """A cell's options, set by name and saved in its config.
+
+    Subclasses list Keras's options in `options` and `extra_options`, and
+    their own in `own_options` (name: default), which are saved only when
+    set; an option's kind (activation, initializer, regularizer, constraint)
+    follows from its name's suffix.
+    """
+
+    options: tuple[str, ...] = ()
+    extra_options: tuple[str, ...] = ()
+    own_options: dict = {}
+
+    def _set_option(self, name, value):
+        setattr(self, name, _get_option(_option_kind(name)[0], name, value))
+
+    def options_config(self) -> dict:
+        """The options as `get_config` saves them."""
+        config = {}
+        for name in self.options + self.extra_options:
+            value = getattr(self, name)
+            kind = _option_kind(name)
+            config[name] = kind[1](value) if kind else value
+        for name, default in self.own_options.items():
+            if getattr(self, name) != default:
+                config[name] = getattr(self, name)
+        return config
+
+
+class ZeroStates:
+    """Zero initial states, in the structure of the cell's `state_size`."""
+
+    def get_initial_state(self, batch_size=None):
+        """Zero states, one tensor `(batch_size, *shape)` per state.
+
+        Args:
+            batch_size: the batch size (an int or a scalar tensor).
+
+        Returns:
+            A list of zero tensors in the cell's compute dtype.
+        """
+        states = zeros_for(state_shapes(self), batch_size, self.compute_dtype)
+        return states if isinstance(states, list) else [states]
+
+
+class BuiltinCell(keras.layers.Layer, DropoutMasks, Options, ZeroStates):
     """Shared constructor, weights and config of SimpleRNN, GRU and LSTM cells.
 
     Subclasses set `gates` (weight blocks per unit) and list their extra
@@ -147,7 +192,6 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks):
     # global `random` when made; made in Keras's order, a seeded program
     # (`keras.utils.set_random_seed`) gets Keras's weights and dropout masks.
     seed_generator_first = False
-    extra_options: tuple[str, ...] = ()
     options = (
         "units",
         "activation",
@@ -233,9 +277,6 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks):
             self.seed_generator = keras.random.SeedGenerator(seed=seed)
         self.output_size = units
 
-    def _set_option(self, name, value):
-        setattr(self, name, _get_option(_option_kind(name)[0], name, value))
-
     def _add_weight(self, role, shape, initializer=None):
         """`kernel`, `recurrent_kernel` or `bias`, with that role's options."""
         prefix = role.split("_")[0] if role != "bias" else "bias"
@@ -281,25 +322,5 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks):
         mask = self.get_recurrent_kernel_mask() if training else None
         return apply_mask(self.recurrent_kernel, mask)
 
-    def get_initial_state(self, batch_size=None):
-        """Zero states, one `(batch_size, units)` tensor per state.
-
-        Args:
-            batch_size: the batch size (an int or a scalar tensor).
-
-        Returns:
-            A list of zero tensors in the cell's compute dtype.
-        """
-        states = zeros_for(state_shapes(self), batch_size, self.compute_dtype)
-        return states if isinstance(states, list) else [states]
-
     def get_config(self):
-        config = {}
-        for name in self.options + self.extra_options:
-            value = getattr(self, name)
-            kind = _option_kind(name)
-            config[name] = kind[1](value) if kind else value
-        for name, default in self.own_options.items():
-            if getattr(self, name) != default:
-                config[name] = getattr(self, name)
-        return {**super().get_config(), **config}
+        return {**super().get_config(), **self.options_config()}

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_rnnx.kernels import reference  # noqa: F401  (registers the reference kernel)
+from keras_rnnx.kernels import reference, scan  # noqa: F401  (register the reference and scan kernels)
 from keras_rnnx.kernels.registry import (
     Kernel,
     RecurrentCall,

@@ -19,6 +19,8 @@ LAYERS = {
     "LSTM": lambda **kw: keras_rnnx.LSTM(3, **kw),
     "stacked": lambda **kw: keras_rnnx.RNN([keras_rnnx.GRUCell(2), keras_rnnx.LSTMCell(3)], **kw),
     "custom": lambda **kw: keras_rnnx.RNN(MinimalCell(3), **kw),
+    "MinGRU": lambda **kw: keras_rnnx.MinGRU(3, **kw),
+    "LRU": lambda **kw: keras_rnnx.LRU(3, **kw),
 }
 BATCH, STEPS = 4, 6
 # Segment starts: none, one mid-row, several (one at the first step, where a
