@@ -6,6 +6,7 @@ PyTorch and JAX backends.
 
 from keras_rnnx.cells.conv_lstm import ConvLSTMCell
 from keras_rnnx.cells.gru import GRUCell
+from keras_rnnx.cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
 from keras_rnnx.cells.linear import LinearRecurrentCell
 from keras_rnnx.cells.lru import LRUCell
 from keras_rnnx.cells.lstm import LSTMCell
@@ -28,6 +29,7 @@ from keras_rnnx.kernels import (
 from keras_rnnx.layers.bidirectional import Bidirectional
 from keras_rnnx.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from keras_rnnx.layers.gru import GRU
+from keras_rnnx.layers.layer_norm import LayerNormGRU, LayerNormLSTM
 from keras_rnnx.layers.linear_rnn import LRU, MinGRU, MinLSTM
 from keras_rnnx.layers.lstm import LSTM
 from keras_rnnx.layers.rnn import RNN
@@ -51,6 +53,10 @@ __all__ = [
     "Kernel",
     "LRUCell",
     "LSTMCell",
+    "LayerNormGRU",
+    "LayerNormGRUCell",
+    "LayerNormLSTM",
+    "LayerNormLSTMCell",
     "LinearRecurrentCell",
     "MinGRU",
     "MinGRUCell",

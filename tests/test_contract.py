@@ -86,6 +86,13 @@ LAYERS = {
         0,
     ),
     "LRU": (keras_rnnx.LRU, {"units": 3, "return_state": True}, 6, 0),
+    "LayerNormLSTM": (keras_rnnx.LayerNormLSTM, {"units": 3, "dropout": 0.1}, 9, 1),
+    "LayerNormGRU": (
+        keras_rnnx.LayerNormGRU,
+        {"units": 3, "norm_epsilon": 1e-5, "return_sequences": True},
+        7,
+        1,
+    ),
 }
 
 CELLS = {
@@ -109,6 +116,8 @@ CELLS = {
     "MinGRUCell": (keras_rnnx.MinGRUCell, {"units": 3, "log_space": True}, 2, 0),
     "MinLSTMCell": (keras_rnnx.MinLSTMCell, {"units": 3, "use_bias": False}, 1, 0),
     "LRUCell": (keras_rnnx.LRUCell, {"units": 3, "r_min": 0.5}, 6, 0),
+    "LayerNormLSTMCell": (keras_rnnx.LayerNormLSTMCell, {"units": 3}, 9, 1),
+    "LayerNormGRUCell": (keras_rnnx.LayerNormGRUCell, {"units": 3}, 7, 1),
 }
 
 
