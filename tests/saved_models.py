@@ -25,7 +25,21 @@ def build_model():
         [keras_rnnx.SimpleRNNCell(4), keras_rnnx.LSTMCell(3)], return_sequences=True
     )(x)
     x = keras_rnnx.SimpleRNN(2, activation="relu")(x)
-    return keras.Model(inputs, keras.layers.Dense(2)(x))
+    return keras.Model(inputs, keras.layers.Dense(2)(x) + beyond_keras(inputs))
+
+
+def beyond_keras(inputs):
+    """The cells beyond Keras's, on the same inputs: a ConvLSTM, layer-norm
+    and parallel-scan layers."""
+    x = keras.layers.Reshape((6, 5, 1))(inputs)
+    x = keras_rnnx.ConvLSTM1D(2, 3, padding="same", return_sequences=True)(x)
+    x = keras.layers.Reshape((6, 10))(x)
+    x = keras_rnnx.LayerNormLSTM(3, return_sequences=True)(x)
+    x = keras_rnnx.LayerNormGRU(3, return_sequences=True, go_backwards=True)(x)
+    x = keras_rnnx.MinGRU(4, return_sequences=True)(x)
+    x = keras_rnnx.MinLSTM(4, log_space=True, return_sequences=True)(x)
+    x = keras_rnnx.LRU(3)(x)
+    return keras.layers.Dense(2)(x)
 
 
 def model_inputs():

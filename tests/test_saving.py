@@ -26,6 +26,12 @@ LAYERS = {
     "Bidirectional": lambda: keras_rnnx.Bidirectional(
         keras_rnnx.LSTM(3, return_sequences=True), merge_mode="sum"
     ),
+    "ConvLSTM2D": lambda: keras_rnnx.ConvLSTM2D(2, (3, 2), strides=2, data_format="channels_first"),
+    "LayerNormLSTM": lambda: keras_rnnx.LayerNormLSTM(3, norm_epsilon=1e-5),
+    "LayerNormGRU": lambda: keras_rnnx.LayerNormGRU(3, norm_beta_initializer="ones"),
+    "MinGRU": lambda: keras_rnnx.MinGRU(3, log_space=True),
+    "MinLSTM": lambda: keras_rnnx.MinLSTM(3, use_bias=False),
+    "LRU": lambda: keras_rnnx.LRU(3, r_min=0.5, max_phase=3.0),
 }
 
 
