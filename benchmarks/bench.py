@@ -14,7 +14,8 @@ features, units) shapes x unmasked / right-padded mask (lengths uniform in
 [T/2, T]) x inference (`predict_on_batch`) / train step (`train_on_batch`);
 native ops are in `native.py`. Prints medians
 (ms) and ratios; one run, so the ratios compare like with like on a noisy
-machine.
+machine. `--layers ConvLSTM2D,MinGRU,MinLSTM,LRU` (or `beyond`) gives the
+rows of the cells beyond Keras's (`beyond.py`); `--plot-scan` plots theirs.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import time
 
+import beyond
 import native
 
 BACKENDS = ("tensorflow", "torch", "jax")
@@ -107,8 +109,11 @@ def run_backend(quick, layers=LAYERS):
     repeats = 3 if quick else 7
     shapes = SHAPES[:1] if quick else SHAPES
     rows = []
+    for row in beyond.rows(backend, layers, quick, _medians_ms):
+        rows.append(row)
+        print(beyond.format_row(row), flush=True)
     for shape in shapes:
-        for layer in layers:
+        for layer in (name for name in layers if name not in beyond.LAYERS):
             for masked in (False, True):
                 x, y, lengths = make_data(*shape, masked)
                 y = y[:, : native.projection(layer, shape[-1])]  # the output's width
@@ -132,6 +137,8 @@ def run_backend(quick, layers=LAYERS):
 
 
 def _format(row):
+    if row["layer"] in beyond.LAYERS:
+        return beyond.format_row(row)
     ratio = row["keras_rnnx"] / min(row["keras.layers"], row["native"])
     vs_keras = row["keras_rnnx"] / row["keras.layers"]
     return (
@@ -228,18 +235,24 @@ def main():
     parser.add_argument("--json", help="write the rows here")
     parser.add_argument("--layers", default=",".join(LAYERS), help="comma-separated")
     parser.add_argument("--plot", help="write a PNG of the speed-ups over keras.layers here")
+    parser.add_argument("--plot-scan", help="write a PNG of the parallel-scan rows here")
     parser.add_argument(
         "--from", dest="saved", nargs="+", help="plot these --json files instead of running"
     )
     args = parser.parse_args()
+    if args.layers == "beyond":
+        args.layers = ",".join(beyond.LAYERS)
     if args.saved:
-        if not args.plot:
-            parser.error("--from needs --plot")
+        if not (args.plot or args.plot_scan):
+            parser.error("--from needs --plot or --plot-scan")
         results = {}
         for path in args.saved:
             with open(path) as f:
                 results[os.path.splitext(os.path.basename(path))[0]] = json.loads(f.read())
-        plot(results, args.plot)
+        if args.plot:
+            plot(results, args.plot)
+        if args.plot_scan:
+            beyond.plot([r for rows in results.values() for r in rows], args.plot_scan)
         return
     backends = BACKENDS if args.backend == "all" else (args.backend,)
     print(HEADER, flush=True)
@@ -250,8 +263,11 @@ def main():
         options = ["--layers", args.layers] + (["--quick"] if args.quick else [])
         rows = in_subprocesses(__file__, backends, options, _format)
     write_json(rows, args.json)
-    if args.plot:
-        plot({b: [r for r in rows if r["backend"] == b] for b in backends}, args.plot)
+    classic = [r for r in rows if r["layer"] not in beyond.LAYERS]
+    if args.plot and classic:
+        plot({b: [r for r in classic if r["backend"] == b] for b in backends}, args.plot)
+    if args.plot_scan:
+        beyond.plot([r for r in rows if r["layer"] in beyond.SCAN_LAYERS], args.plot_scan)
 
 
 if __name__ == "__main__":
