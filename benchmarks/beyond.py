@@ -78,17 +78,12 @@ def rows(backend, layers, quick, medians_ms):
     import keras_rnnx
 
     repeats = 3 if quick else 5
-    out = []
     if "ConvLSTM2D" in layers:
-        impls = {
-            "keras_rnnx": conv_fns(keras_rnnx, quick),
-            "keras.layers": conv_fns(keras.layers, quick),
-        }
+        impls = {"keras_rnnx": conv_fns(keras_rnnx), "keras.layers": conv_fns(keras.layers)}
         for mode, index in (("infer", 0), ("train", 1)):
             row = {"backend": backend, "layer": "ConvLSTM2D", "shape": list(CONV_SHAPE)}
             row |= {"masked": False, "mode": mode}
-            out.append(row | medians_ms({n: f[index] for n, f in impls.items()}, repeats))
-            yield out[-1]
+            yield row | medians_ms({n: f[index] for n, f in impls.items()}, repeats)
     for layer in (name for name in SCAN_LAYERS if name in layers):
         for steps in SCAN_STEPS[:2] if quick else SCAN_STEPS:
             impls = ("keras_rnnx", "lstm") + (("loop",) if steps <= LOOP_STEPS else ())

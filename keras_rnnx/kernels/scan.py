@@ -27,13 +27,25 @@ from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
 LOG_ZERO = -1e4
 
 
+def loop_is_faster(backend: str) -> bool:
+    """Whether the step loop beats the scan here: on JAX without a GPU, whose
+    compiled `lax.scan` loop is cheap (bench.py: the scan 2-7x slower)."""
+    if backend != "jax":
+        return False
+    import jax
+
+    return jax.default_backend() == "cpu"
+
+
 def associative_scan(combine, elems):
     """All prefixes of `elems` (a list of tensors, time on axis 1) under `combine`."""
-    if keras.backend.backend() == "torch":
-        # Keras's torch scan interleaves in `torch.zeros` buffers of the
-        # default device and dtype (CPU, float32): wrong for CUDA and float64.
-        return _odd_even_scan(combine, elems)
-    return ops.associative_scan(combine, elems, axis=1)
+    if keras.backend.backend() == "jax":
+        return ops.associative_scan(combine, elems, axis=1)  # lax.associative_scan
+    # Keras's torch scan interleaves in `torch.zeros` buffers of the default
+    # device and dtype (CPU, float32): wrong for CUDA and float64. Its
+    # TensorFlow scan branches on runtime lengths (`tf.cond`), which loses
+    # the outputs' rank in a traced train step and ran slower than the loop.
+    return _odd_even_scan(combine, elems)
 
 
 def _odd_even_scan(combine, elems):
@@ -90,6 +102,8 @@ class ParallelScanKernel:
             return f"{type(call.cell).__name__} is not a linear recurrence"
         if call.unroll:
             return "unroll=True asks for the unrolled loop"
+        if loop_is_faster(call.backend):
+            return "on JAX's CPU the compiled step loop is faster"
         if call.exporting:
             # Its strided slices and interleaves do not convert to exporters'
             # loops; the step loop exports.

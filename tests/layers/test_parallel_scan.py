@@ -7,7 +7,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import to_numpy
+from backend_utils import on_gpu, to_numpy
 from oracle import (
     BATCH,
     FEATURES,
@@ -21,6 +21,14 @@ from oracle import (
 )
 
 import keras_rnnx
+from keras_rnnx.kernels import scan
+
+
+@pytest.fixture(autouse=True)
+def scan_everywhere(monkeypatch):
+    """The scan runs here on every backend, also where the loop is faster."""
+    monkeypatch.setattr(scan, "loop_is_faster", lambda backend: False)
+
 
 LAYERS = {
     "MinGRU": lambda **kw: keras_rnnx.MinGRU(3, **kw),
@@ -70,6 +78,17 @@ def test_bidirectional_runs_the_scan_both_ways():
     assert_matches_reference(fast, reference, sequences(), **mask_kwargs("left"))
     assert keras_rnnx.explain(fast.forward_layer).kernel == "parallel-scan"
     assert keras_rnnx.explain(fast.backward_layer).kernel == "parallel-scan"
+
+
+def test_on_jaxs_cpu_the_loop_runs(monkeypatch):
+    monkeypatch.undo()
+    layer = keras_rnnx.MinGRU(3)
+    layer(sequences())
+    passed = dict(keras_rnnx.explain(layer).passed_over)
+    if keras.backend.backend() == "jax" and not on_gpu():
+        assert passed["parallel-scan"] == "on JAX's CPU the compiled step loop is faster"
+    else:
+        assert keras_rnnx.explain(layer).kernel == "parallel-scan"
 
 
 def test_the_kernel_says_why_it_declines():
