@@ -38,7 +38,7 @@ for backend in torch jax; do
   echo "== $backend: parity tests on the GPU"
   KERAS_BACKEND=$backend timeout 150 python3 -m pytest -q -n 8 -p no:cacheprovider \
     tests/kernels tests/layers/test_oracle.py tests/layers/test_projection.py \
-    tests/layers/test_reset.py tests/test_streaming.py \
+    tests/layers/test_reset.py tests/test_streaming.py tests/layers/test_parallel_scan.py \
     "tests/test_docs.py::test_code_blocks_run[kernels.md]" \
     "tests/layers/test_masked_steps.py::test_values_at_masked_steps_change_nothing" -k "not (masked_steps and reference)" \
     2>&1 | tee "$out/tests_$backend.log" | tail -8
@@ -53,4 +53,9 @@ KERAS_BACKEND=torch timeout 40 python3 benchmarks/profile_masked.py 2>&1 | grep 
 echo "== jax: benchmark (LSTM: cuDNN)"
 KERAS_BACKEND=jax timeout 90 python3 benchmarks/bench.py --quick --layers LSTM,LSTMx2 \
   --json "$out/bench_jax.json" 2>&1 | grep -v -i warn | tee "$out/bench_jax.log"
+for backend in torch jax; do
+  echo "== $backend: parallel scan against the step loop (quick: 256 and 1024 steps)"
+  KERAS_BACKEND=$backend timeout 100 python3 benchmarks/bench.py --quick --layers MinGRU,LRU \
+    --json "$out/beyond_$backend.json" 2>&1 | grep -v -i warn | tee "$out/beyond_$backend.log"
+done
 exit $status

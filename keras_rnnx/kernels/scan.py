@@ -27,14 +27,21 @@ from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
 LOG_ZERO = -1e4
 
 
-def loop_is_faster(backend: str) -> bool:
-    """Whether the step loop beats the scan here: on JAX without a GPU, whose
-    compiled `lax.scan` loop is cheap (bench.py: the scan 2-7x slower)."""
-    if backend != "jax":
-        return False
-    import jax
+def loop_is_faster(call: RecurrentCall) -> str | None:
+    """Why the step loop beats the scan for `call`, or `None`: on CPUs, JAX's
+    compiled loop always, and TensorFlow's while loop in inference, cost less
+    than the scan's passes over the sequence (bench.py, `--layers beyond`)."""
+    if call.backend == "jax":
+        import jax
 
-    return jax.default_backend() == "cpu"
+        if jax.default_backend() == "cpu":
+            return "on JAX's CPU the compiled step loop is faster"
+    if call.backend == "tensorflow" and not call.training:
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            return "on TensorFlow's CPU the while loop infers faster"
+    return None
 
 
 def associative_scan(combine, elems):
@@ -91,6 +98,12 @@ def _expand(flags, like):
     return ops.reshape(flags, (*flags.shape[:2], *([1] * (len(like.shape) - 2))))
 
 
+def scanned_states(a, b, h0, multiply):
+    """Every `h_t = a_t * h_{t-1} + b_t` from `h0`, by the parallel scan."""
+    prefix_a, prefix_b = associative_scan(_linear_combine(multiply), [a, b])
+    return multiply(prefix_a, ops.expand_dims(h0, 1)) + prefix_b
+
+
 class ParallelScanKernel:
     name = "parallel-scan"
     priority = 5
@@ -102,8 +115,9 @@ class ParallelScanKernel:
             return f"{type(call.cell).__name__} is not a linear recurrence"
         if call.unroll:
             return "unroll=True asks for the unrolled loop"
-        if loop_is_faster(call.backend):
-            return "on JAX's CPU the compiled step loop is faster"
+        reason = loop_is_faster(call)
+        if reason:
+            return reason
         if call.exporting:
             # Its strided slices and interleaves do not convert to exporters'
             # loops; the step loop exports.
@@ -144,11 +158,11 @@ class ParallelScanKernel:
             else:
                 b = ops.where(starts, cell.multiply(a, ops.expand_dims(s, 1)) + b, b)
                 a = ops.where(starts, ops.zeros_like(a), a)
-        combine = _log_combine if log else _linear_combine(cell.multiply)
-        prefix_a, prefix_b = associative_scan(combine, [a, b])
         if log:
-            prefix_a, prefix_b = ops.exp(prefix_a), ops.exp(prefix_b)
-        h = cell.multiply(prefix_a, ops.expand_dims(h0, 1)) + prefix_b
+            prefix_a, prefix_b = associative_scan(_log_combine, [a, b])
+            h = ops.exp(prefix_a) * ops.expand_dims(h0, 1) + ops.exp(prefix_b)
+        else:
+            h = scanned_states(a, b, h0, cell.multiply)
         outputs = cell.readout(h, x)
         if mask is not None:
             outputs = self._hold_masked_outputs(call, outputs, mask, reset)
@@ -166,7 +180,7 @@ class ParallelScanKernel:
         if reset is not None:
             keep = ops.logical_and(keep, ops.logical_not(_expand(reset, y)))
         keep = ops.cast(ops.broadcast_to(keep, ops.shape(y)), y.dtype)
-        return associative_scan(_linear_combine(lambda p, q: p * q), [keep, y])[1]
+        return scanned_states(keep, y, ops.zeros_like(y[:, 0]), lambda p, q: p * q)
 
 
 register_kernel(ParallelScanKernel())

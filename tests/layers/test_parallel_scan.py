@@ -27,7 +27,7 @@ from keras_rnnx.kernels import scan
 @pytest.fixture(autouse=True)
 def scan_everywhere(monkeypatch):
     """The scan runs here on every backend, also where the loop is faster."""
-    monkeypatch.setattr(scan, "loop_is_faster", lambda backend: False)
+    monkeypatch.setattr(scan, "loop_is_faster", lambda call: None)
 
 
 LAYERS = {
@@ -80,13 +80,19 @@ def test_bidirectional_runs_the_scan_both_ways():
     assert keras_rnnx.explain(fast.backward_layer).kernel == "parallel-scan"
 
 
-def test_on_jaxs_cpu_the_loop_runs(monkeypatch):
+@pytest.mark.parametrize("training", (False, True))
+def test_on_a_cpu_the_faster_loop_runs(monkeypatch, training):
+    """JAX's compiled loop, and TensorFlow's while loop in inference, beat the scan on a CPU."""
     monkeypatch.undo()
     layer = keras_rnnx.MinGRU(3)
-    layer(sequences())
+    layer(sequences(), training=training)
     passed = dict(keras_rnnx.explain(layer).passed_over)
-    if keras.backend.backend() == "jax" and not on_gpu():
-        assert passed["parallel-scan"] == "on JAX's CPU the compiled step loop is faster"
+    loop_is_faster = not on_gpu() and (
+        keras.backend.backend() == "jax"
+        or (keras.backend.backend() == "tensorflow" and not training)
+    )
+    if loop_is_faster:
+        assert "loop" in passed["parallel-scan"]
     else:
         assert keras_rnnx.explain(layer).kernel == "parallel-scan"
 
