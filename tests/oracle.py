@@ -259,3 +259,17 @@ def assert_drop_connect_runs(layer, kernel, mask_kind="none", **layer_options):
     assert keras_rnnx.explain(fused).kernel == kernel
     inference = outputs_and_gradients(fused, x, coefficients, **kwargs)[0]
     assert not np.allclose(out_f[0], inference[0])  # the mask applies in training only
+
+
+def numpy_sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def numpy_steps(step, x, states):
+    """A NumPy implementation's outputs over `x` (batch, time, ...) and its
+    final states: `step(x_t, states) -> (output, states)`."""
+    outputs = []
+    for t in range(x.shape[1]):
+        y, states = step(x[:, t], states)
+        outputs.append(y)
+    return np.stack(outputs, axis=1), states

@@ -14,18 +14,29 @@ from keras_rnnx.cells.registry import register_cell
 
 
 class NormOptions:
-    """The layer-norm options of TFA's cells, and their norm layers."""
+    """The layer-norm options of TFA's cells, and their norm layers; first
+    in a cell's bases, before the cell it normalises."""
 
     norm_options = ("norm_gamma_initializer", "norm_beta_initializer", "norm_epsilon")
 
-    def _set_norm_options(self, gamma, beta, epsilon):
-        self._set_option("norm_gamma_initializer", gamma)
-        self._set_option("norm_beta_initializer", beta)
+    def __init__(
+        self,
+        units,
+        *,
+        norm_gamma_initializer="ones",
+        norm_beta_initializer="zeros",
+        norm_epsilon=1e-3,
+        **kwargs,
+    ):
+        epsilon = norm_epsilon
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon <= 0:
             raise ValueError(
                 "Expected `norm_epsilon` to be a positive float. "
                 f"Received: norm_epsilon={epsilon!r}"
             )
+        super().__init__(units, **kwargs)
+        self._set_option("norm_gamma_initializer", norm_gamma_initializer)
+        self._set_option("norm_beta_initializer", norm_beta_initializer)
         self.norm_epsilon = float(epsilon)
 
     def _norm(self, name, width):
@@ -87,22 +98,13 @@ class LayerNormLSTMCell(NormOptions, LSTMCell):
 
     extra_options = LSTMCell.extra_options + NormOptions.norm_options
 
-    def __init__(
-        self,
-        units,
-        *,
-        norm_gamma_initializer="ones",
-        norm_beta_initializer="zeros",
-        norm_epsilon=1e-3,
-        **kwargs,
-    ):
+    def __init__(self, units, **kwargs):
         if kwargs.get("proj_size") is not None:
             raise ValueError(
                 "A layer-normalised LSTM has no projection. "
                 f"Received: proj_size={kwargs['proj_size']!r}"
             )
         super().__init__(units, **kwargs)
-        self._set_norm_options(norm_gamma_initializer, norm_beta_initializer, norm_epsilon)
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -167,23 +169,13 @@ class LayerNormGRUCell(NormOptions, GRUCell):
 
     extra_options = GRUCell.extra_options + NormOptions.norm_options
 
-    def __init__(
-        self,
-        units,
-        *,
-        norm_gamma_initializer="ones",
-        norm_beta_initializer="zeros",
-        norm_epsilon=1e-3,
-        reset_after=True,
-        **kwargs,
-    ):
+    def __init__(self, units, *, reset_after=True, **kwargs):
         if reset_after is not True:
             raise ValueError(
                 "A layer-normalised GRU normalises the recurrent projection before the "
                 f"reset gate: it needs `reset_after=True`. Received: reset_after={reset_after!r}"
             )
         super().__init__(units, reset_after=True, **kwargs)
-        self._set_norm_options(norm_gamma_initializer, norm_beta_initializer, norm_epsilon)
 
     def build(self, input_shape):
         super().build(input_shape)

@@ -13,16 +13,14 @@ from oracle import (
     assert_matches_reference,
     fast_and_reference,
     mask_kwargs,
+    numpy_sigmoid,
+    numpy_steps,
     sequences,
 )
 
 import keras_rnnx
 
 UNITS = 4
-
-
-def _sigmoid(x):
-    return 1 / (1 + np.exp(-x))
 
 
 def _layer_norm(v, gamma, beta, epsilon):
@@ -37,14 +35,6 @@ def _randomised(layer, x):
     rng = np.random.RandomState(5)
     layer.set_weights([rng.randn(*w.shape).astype("float32") for w in layer.get_weights()])
     return layer
-
-
-def _run(step, x, states):
-    outputs = []
-    for t in range(x.shape[1]):
-        y, states = step(x[:, t], states)
-        outputs.append(y)
-    return np.stack(outputs, axis=1), states
 
 
 @pytest.mark.parametrize("epsilon", (1e-3, 0.5))
@@ -65,13 +55,13 @@ def test_layer_norm_lstm_is_tfas(epsilon):
         z += _layer_norm(h @ u, rg, rb, epsilon)
         z += b
         z0, z1, z2, z3 = np.split(z, 4, axis=1)
-        i, f, o = _sigmoid(z0), _sigmoid(z1), _sigmoid(z3)
+        i, f, o = numpy_sigmoid(z0), numpy_sigmoid(z1), numpy_sigmoid(z3)
         c = _layer_norm(f * c + i * np.tanh(z2), sg, sb, epsilon)
         h = o * np.tanh(c)
         return h, (h, c)
 
     zeros = np.zeros((BATCH, UNITS))
-    outputs, (h, c) = _run(step, x, (zeros, zeros))
+    outputs, (h, c) = numpy_steps(step, x, (zeros, zeros))
     assert_all_close(got, [outputs, h, c], "LayerNormLSTM", 1e-4, 1e-4)
     names = [w.path.split("/", 2)[-1] for w in layer.weights]
     assert names == [
@@ -96,11 +86,11 @@ def test_layer_norm_gru_is_its_equations():
     def step(x_t, h):
         x_z, x_r, x_h = np.split(_layer_norm(x_t @ w, kg, kb, 1e-3) + b[0], 3, axis=1)
         u_z, u_r, u_h = np.split(_layer_norm(h @ u, rg, rb, 1e-3) + b[1], 3, axis=1)
-        z, r = _sigmoid(x_z + u_z), _sigmoid(x_r + u_r)
+        z, r = numpy_sigmoid(x_z + u_z), numpy_sigmoid(x_r + u_r)
         h = z * h + (1 - z) * np.tanh(x_h + r * u_h)
         return h, h
 
-    outputs, _ = _run(step, x, np.zeros((BATCH, UNITS)))
+    outputs, _ = numpy_steps(step, x, np.zeros((BATCH, UNITS)))
     assert_all_close([got], [outputs], "LayerNormGRU", 1e-4, 1e-4)
 
 

@@ -16,6 +16,8 @@ from oracle import (
     assert_matches_reference,
     fast_and_reference,
     mask_kwargs,
+    numpy_sigmoid,
+    numpy_steps,
     sequences,
     states_for,
 )
@@ -136,20 +138,8 @@ def test_stateful_halves_equal_the_whole_sequence():
 # ---- the equations, in NumPy ------------------------------------------------
 
 
-def _sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-
 def _g(x):
-    return np.where(x >= 0, x + 0.5, _sigmoid(x))
-
-
-def _run_numpy(step, x, h):
-    outputs = []
-    for t in range(x.shape[1]):
-        y, h = step(x[:, t], h)
-        outputs.append(y)
-    return np.stack(outputs, axis=1), h
+    return np.where(x >= 0, x + 0.5, numpy_sigmoid(x))
 
 
 @pytest.mark.parametrize("log_space", (False, True))
@@ -161,11 +151,11 @@ def test_min_gru_is_the_papers(log_space):
 
     def step(x_t, h):
         k, candidate = np.split(x_t @ w + b, 2, axis=-1)
-        z = _sigmoid(k)
+        z = numpy_sigmoid(k)
         h = (1 - z) * h + z * (_g(candidate) if log_space else candidate)
         return h, h
 
-    want_y, want_h = _run_numpy(step, x, np.zeros((BATCH, 4)))
+    want_y, want_h = numpy_steps(step, x, np.zeros((BATCH, 4)))
     assert_all_close([y, h], [want_y, want_h], "minGRU")
 
 
@@ -178,12 +168,12 @@ def test_min_lstm_is_the_papers(log_space):
 
     def step(x_t, h):
         k_f, k_i, candidate = np.split(x_t @ w + b, 3, axis=-1)
-        f, i = _sigmoid(k_f), _sigmoid(k_i)
+        f, i = numpy_sigmoid(k_f), numpy_sigmoid(k_i)
         f, i = f / (f + i), i / (f + i)
         h = f * h + i * (_g(candidate) if log_space else candidate)
         return h, h
 
-    want_y, want_h = _run_numpy(step, x, np.zeros((BATCH, 4)))
+    want_y, want_h = numpy_steps(step, x, np.zeros((BATCH, 4)))
     assert_all_close([y, h], [want_y, want_h], "minLSTM")
 
 
@@ -201,7 +191,7 @@ def test_lru_is_the_papers():
         x = lam * x + gamma * (u @ B.T)
         return (x @ C.T).real + skip * u, x
 
-    want_y, want_x = _run_numpy(step, x, np.zeros((BATCH, 5), complex))
+    want_y, want_x = numpy_steps(step, x, np.zeros((BATCH, 5), complex))
     assert_all_close([y, state], [want_y, np.concatenate([want_x.real, want_x.imag], -1)], "LRU")
 
 
