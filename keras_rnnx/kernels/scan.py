@@ -28,19 +28,14 @@ LOG_ZERO = -1e4
 
 
 def loop_is_faster(call: RecurrentCall) -> str | None:
-    """Why the step loop beats the scan for `call`, or `None`: on CPUs, JAX's
-    compiled loop always, and TensorFlow's while loop in inference, cost less
-    than the scan's passes over the sequence (bench.py, `--layers beyond`)."""
+    """Why the step loop beats the scan for `call`, or `None`: on a CPU,
+    JAX's compiled loop costs less than the scan's passes over the sequence
+    (bench.py, `--layers beyond`: the scan 2-7x slower)."""
     if call.backend == "jax":
         import jax
 
         if jax.default_backend() == "cpu":
             return "on JAX's CPU the compiled step loop is faster"
-    if call.backend == "tensorflow" and not call.training:
-        import tensorflow as tf
-
-        if not tf.config.list_physical_devices("GPU"):
-            return "on TensorFlow's CPU the while loop infers faster"
     return None
 
 
@@ -56,28 +51,33 @@ def associative_scan(combine, elems):
 
 
 def _odd_even_scan(combine, elems):
-    """The odd-even parallel prefix (as `jax.lax.associative_scan`), in `keras.ops`."""
+    """The odd-even parallel prefix (as `jax.lax.associative_scan`), in `keras.ops`.
+
+    Steps pair up by a reshape, `(batch, time / 2, 2, ...)`, not by strided
+    slices: a strided slice's gradient writes a whole-sequence buffer at
+    every level, which made TensorFlow's train step 3x slower.
+    """
     steps = elems[0].shape[1]
     if steps < 2:
         return elems
-    # Pairs (0, 1), (2, 3), ... combined, their prefixes found recursively;
-    # those are the prefixes at odd steps; even steps add one element more.
-    odd = _odd_even_scan(
-        combine, combine([e[:, 0:-1:2] for e in elems], [e[:, 1::2] for e in elems])
-    )
-    even = combine([o[:, : (steps - 1) // 2] for o in odd], [e[:, 2::2] for e in elems])
-    even = [ops.concatenate([e[:, :1], f], axis=1) for e, f in zip(elems, even)]
-    return [_interleave(e, o) for e, o in zip(even, odd)]
-
-
-def _interleave(even, odd):
-    """`[even_0, odd_0, even_1, odd_1, ...]` along axis 1 (`even` may be one longer)."""
-    pairs = min(even.shape[1], odd.shape[1])
-    both = ops.stack([even[:, :pairs], odd[:, :pairs]], axis=2)
-    merged = ops.reshape(both, (-1, 2 * pairs, *even.shape[2:]))
-    if even.shape[1] > pairs:
-        merged = ops.concatenate([merged, even[:, pairs:]], axis=1)
-    return merged
+    pairs = steps // 2
+    last = [e[:, 2 * pairs :] for e in elems] if steps % 2 else None
+    head = [e[:, : 2 * pairs] for e in elems] if steps % 2 else elems
+    split = [ops.unstack(ops.reshape(e, (-1, pairs, 2, *e.shape[2:])), 2, axis=2) for e in head]
+    evens, odds = [s[0] for s in split], [s[1] for s in split]
+    # The pairs' prefixes are the prefixes at odd steps; an even step's is
+    # the odd step's before it and the step itself.
+    odd = _odd_even_scan(combine, combine(evens, odds))
+    even = combine([o[:, :-1] for o in odd], [e[:, 1:] for e in evens])
+    even = [ops.concatenate([e[:, :1], f], axis=1) for e, f in zip(evens, even)]
+    prefixes = [
+        ops.reshape(ops.stack([e, o], axis=2), (-1, 2 * pairs, *e.shape[2:]))
+        for e, o in zip(even, odd)
+    ]
+    if last:
+        tail = combine([o[:, -1:] for o in odd], last)
+        prefixes = [ops.concatenate([p, t], axis=1) for p, t in zip(prefixes, tail)]
+    return prefixes
 
 
 def _linear_combine(multiply):
