@@ -55,8 +55,9 @@ class LinearRecurrentCell(keras.layers.Layer, Options, ZeroStates):
         >>> layer = keras_rnnx.RNN(Leaky(4), return_sequences=True)
         >>> tuple(layer(np.ones((2, 8, 3), "float32")).shape)
         (2, 8, 4)
-        >>> keras_rnnx.explain(layer).kernel
-        'parallel-scan'
+        >>> # The scan, or on JAX's CPU the step loop, which is faster there:
+        >>> keras_rnnx.explain(layer).kernel in ("parallel-scan", "reference")
+        True
     """
 
     log_space = False
