@@ -2,7 +2,7 @@
 
 `a_t` and `b_t` depend on the step's input alone, so a whole sequence is a
 prefix product of the pairs `(a_t, b_t)` under an associative operator, which
-a parallel scan computes in `O(log T)` sequential steps
+a parallel scan computes in `O(log T)` sequential rounds
 (`keras_rnnx.kernels.scan`); one step is the same equations on one input, so
 these cells also run in any loop, stream and carry state like other cells.
 """

@@ -1,11 +1,10 @@
 """The parallel-scan kernel: a linear-recurrence cell over a whole sequence at once.
 
-For a `LinearRecurrentCell`, `h_t = a_t * h_{t-1} + b_t`, so every state is
-`h_t = A_t * h_0 + B_t`, where `(A_t, B_t)` is the prefix of the pairs
-`(a_s, b_s)` under `(a, b) ∘ (a', b') = (a' a, a' b + b')`, an associative
-operator: a parallel scan computes all prefixes in `O(log T)` sequential
-steps of `O(T)` work, where a loop takes `T`. The reference loop's semantics
-carry over as pairs:
+For a `LinearRecurrentCell`, `h_t = a_t * h_{t-1} + b_t`, and the pairs
+`(a_t, b_t)` compose associatively, `(a, b) ∘ (a', b') = (a' a, a' b + b')`:
+a chunk of steps is one pair, so a scan can run the chunks side by side
+instead of the steps one by one. The reference loop's semantics carry over
+as pairs:
 
 * a masked step is the identity pair `(1, 0)`: the state is carried;
 * a reset step starts from the reset states `s`: `(0, a s + b)`;
@@ -26,6 +25,11 @@ from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
 # finite, and far below any float's smallest exponent (also float16's).
 LOG_ZERO = -1e4
 
+# Steps per chunk: the scan runs about 2 x CHUNK sequential steps for every
+# factor of CHUNK in the length, each over all chunks at once (bench.py
+# `--layers beyond`: 16 to 128 alike at 1024 to 16384 steps).
+CHUNK = 16
+
 
 def loop_is_faster(call: RecurrentCall) -> str | None:
     """Why the step loop beats the scan for `call`, or `None`: on a CPU,
@@ -39,58 +43,75 @@ def loop_is_faster(call: RecurrentCall) -> str | None:
     return None
 
 
-def associative_scan(combine, elems):
-    """All prefixes of `elems` (a list of tensors, time on axis 1) under `combine`."""
-    if keras.backend.backend() == "jax":
-        return ops.associative_scan(combine, elems, axis=1)  # lax.associative_scan
-    # Keras's torch scan interleaves in `torch.zeros` buffers of the default
-    # device and dtype (CPU, float32): wrong for CUDA and float64. Its
-    # TensorFlow scan branches on runtime lengths (`tf.cond`), which loses
-    # the outputs' rank in a traced train step and ran slower than the loop.
-    return _odd_even_scan(combine, elems)
+class Recurrence:
+    """`h_t = a_t ⊗ h_{t-1} ⊕ b_t`, given as `step(a, h, b)` and the
+    composition of coefficients, `compose(a, a')` (`a` first)."""
 
+    def __init__(self, step, compose):
+        self.step, self.compose = step, compose
 
-def _odd_even_scan(combine, elems):
-    """The odd-even parallel prefix (as `jax.lax.associative_scan`), in `keras.ops`.
+    @classmethod
+    def linear(cls, multiply):
+        return cls(lambda a, h, b: multiply(a, h) + b, lambda a1, a2: multiply(a2, a1))
 
-    Steps pair up by a reshape, `(batch, time / 2, 2, ...)`, not by strided
-    slices: a strided slice's gradient writes a whole-sequence buffer at
-    every level, which made TensorFlow's train step 3x slower.
-    """
-    steps = elems[0].shape[1]
-    if steps < 2:
-        return elems
-    pairs = steps // 2
-    last = [e[:, 2 * pairs :] for e in elems] if steps % 2 else None
-    head = [e[:, : 2 * pairs] for e in elems] if steps % 2 else elems
-    split = [ops.unstack(ops.reshape(e, (-1, pairs, 2, *e.shape[2:])), 2, axis=2) for e in head]
-    evens, odds = [s[0] for s in split], [s[1] for s in split]
-    # The pairs' prefixes are the prefixes at odd steps; an even step's is
-    # the odd step's before it and the step itself.
-    odd = _odd_even_scan(combine, combine(evens, odds))
-    even = combine([o[:, :-1] for o in odd], [e[:, 1:] for e in evens])
-    even = [ops.concatenate([e[:, :1], f], axis=1) for e, f in zip(evens, even)]
-    prefixes = [
-        ops.reshape(ops.stack([e, o], axis=2), (-1, 2 * pairs, *e.shape[2:]))
-        for e, o in zip(even, odd)
-    ]
-    if last:
-        tail = combine([o[:, -1:] for o in odd], last)
-        prefixes = [ops.concatenate([p, t], axis=1) for p, t in zip(prefixes, tail)]
-    return prefixes
+    @classmethod
+    def log(cls):
+        """The same in log space: `log h_t = logaddexp(log a_t + log h_{t-1}, log b_t)`."""
+        return cls(lambda a, h, b: ops.logaddexp(a + h, b), lambda a1, a2: a1 + a2)
 
+    def states(self, a, b, h0):
+        """Every `h_t` from `h0` (time on axis 1 of `a` and `b`)."""
+        if keras.backend.backend() == "jax":
+            # lax.associative_scan: log-depth, which XLA compiles well.
+            def combine(first, second):
+                (a1, b1), (a2, b2) = first, second
+                return [self.compose(a1, a2), self.step(a2, b1, b2)]
 
-def _linear_combine(multiply):
-    def combine(first, second):
-        (a1, b1), (a2, b2) = first, second
-        return [multiply(a2, a1), multiply(a2, b1) + b2]
+            prefix_a, prefix_b = ops.associative_scan(combine, [a, b], axis=1)
+            return self.step(prefix_a, ops.expand_dims(h0, 1), prefix_b)
+        # Keras's torch scan builds its buffers with `torch.zeros` on the
+        # default device and dtype (CPU, float32); its TensorFlow scan
+        # branches on runtime lengths (`tf.cond`), which loses the rank in a
+        # traced train step. Chunks in keras.ops, differentiated as they run,
+        # took 3-4x less time for the states and their gradient than an
+        # odd-even scan in keras.ops did on both (4096 steps).
+        return self._chunked(a, b, h0)
 
-    return combine
+    def _chunked(self, a, b, h0):
+        """Each chunk's pair, the states at the chunks' ends from those
+        (recursively), then each chunk's steps from the state before it."""
+        steps = a.shape[1]
+        if steps <= CHUNK:
+            return self._loop(a, b, h0)
+        chunks = steps // CHUNK
+        length = chunks * CHUNK
 
+        def split(x):
+            x = x[:, :length] if steps % CHUNK else x
+            return ops.unstack(ops.reshape(x, (-1, chunks, CHUNK, *x.shape[2:])), axis=2)
 
-def _log_combine(first, second):
-    (la1, lb1), (la2, lb2) = first, second
-    return [la1 + la2, ops.logaddexp(la2 + lb1, lb2)]
+        a_steps, b_steps = split(a), split(b)
+        total_a, total_b = a_steps[0], b_steps[0]
+        for a_t, b_t in zip(a_steps[1:], b_steps[1:]):
+            total_a, total_b = self.compose(total_a, a_t), self.step(a_t, total_b, b_t)
+        ends = self._chunked(total_a, total_b, h0)
+        h = ops.concatenate([ops.expand_dims(h0, 1), ends[:, :-1]], axis=1)
+        states = []
+        for a_t, b_t in zip(a_steps, b_steps):
+            h = self.step(a_t, h, b_t)
+            states.append(h)
+        states = ops.reshape(ops.stack(states, axis=2), (-1, length, *a.shape[2:]))
+        if steps % CHUNK:
+            rest = self._loop(a[:, length:], b[:, length:], ends[:, -1])
+            states = ops.concatenate([states, rest], axis=1)
+        return states
+
+    def _loop(self, a, b, h):
+        states = []
+        for a_t, b_t in zip(ops.unstack(a, axis=1), ops.unstack(b, axis=1)):
+            h = self.step(a_t, h, b_t)
+            states.append(h)
+        return ops.stack(states, axis=1)
 
 
 def _expand(flags, like):
@@ -98,10 +119,11 @@ def _expand(flags, like):
     return ops.reshape(flags, (*flags.shape[:2], *([1] * (len(like.shape) - 2))))
 
 
-def scanned_states(a, b, h0, multiply):
-    """Every `h_t = a_t * h_{t-1} + b_t` from `h0`, by the parallel scan."""
-    prefix_a, prefix_b = associative_scan(_linear_combine(multiply), [a, b])
-    return multiply(prefix_a, ops.expand_dims(h0, 1)) + prefix_b
+def _log_states(a, b, h0):
+    """`h_t` of the recurrence given as `(log a, log b)`, from a real `h0`:
+    `h_t = exp(Σ log a) h0 + exp(log B_t)`, `B` scanned from zero."""
+    from_zero = Recurrence.log().states(a, b, ops.full_like(h0, LOG_ZERO))
+    return ops.exp(ops.cumsum(a, axis=1)) * ops.expand_dims(h0, 1) + ops.exp(from_zero)
 
 
 class ParallelScanKernel:
@@ -119,8 +141,8 @@ class ParallelScanKernel:
         if reason:
             return reason
         if call.exporting:
-            # Its strided slices and interleaves do not convert to exporters'
-            # loops; the step loop exports.
+            # Its unrolled chunks would export as thousands of ops; the step
+            # loop exports as a loop.
             return f"exporting ({call.exporting}): the step loop exports"
         inputs = keras.tree.flatten(call.inputs)
         if len(inputs) != 1:
@@ -159,10 +181,9 @@ class ParallelScanKernel:
                 b = ops.where(starts, cell.multiply(a, ops.expand_dims(s, 1)) + b, b)
                 a = ops.where(starts, ops.zeros_like(a), a)
         if log:
-            prefix_a, prefix_b = associative_scan(_log_combine, [a, b])
-            h = ops.exp(prefix_a) * ops.expand_dims(h0, 1) + ops.exp(prefix_b)
+            h = _log_states(a, b, h0)
         else:
-            h = scanned_states(a, b, h0, cell.multiply)
+            h = Recurrence.linear(cell.multiply).states(a, b, h0)
         outputs = cell.readout(h, x)
         if mask is not None:
             outputs = self._hold_masked_outputs(call, outputs, mask, reset)
@@ -180,7 +201,7 @@ class ParallelScanKernel:
         if reset is not None:
             keep = ops.logical_and(keep, ops.logical_not(_expand(reset, y)))
         keep = ops.cast(ops.broadcast_to(keep, ops.shape(y)), y.dtype)
-        return scanned_states(keep, y, ops.zeros_like(y[:, 0]), lambda p, q: p * q)
+        return Recurrence.linear(ops.multiply).states(keep, y, ops.zeros_like(y[:, 0]))
 
 
 register_kernel(ParallelScanKernel())
