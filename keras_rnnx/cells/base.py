@@ -275,7 +275,10 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks, Options, ZeroStates):
             self._set_option(name, value)
         if not self.seed_generator_first:
             self.seed_generator = keras.random.SeedGenerator(seed=seed)
-        self.output_size = units
+
+    @property
+    def output_size(self):
+        return self.units
 
     def _add_weight(self, role, shape, initializer=None):
         """`kernel`, `recurrent_kernel` or `bias`, with that role's options."""

@@ -209,10 +209,6 @@ class ConvLSTMCell(BuiltinCell):
     def output_size(self):
         return self.state_size[0]
 
-    @output_size.setter
-    def output_size(self, value):
-        pass  # `BuiltinCell` sets it to `filters`; here it follows the input's shape
-
     def build(self, input_shape):
         input_shape = tuple(input_shape)
         if len(input_shape) != self.rank + 2:

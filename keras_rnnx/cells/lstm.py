@@ -100,8 +100,11 @@ class LSTMCell(BuiltinCell):
         self._set_option("recurrent_activation", recurrent_activation)
         self.unit_forget_bias = unit_forget_bias
         self.proj_size = proj_size
-        self.output_size = proj_size or units
         self.state_size = [self.output_size, units]
+
+    @property
+    def output_size(self):
+        return self.proj_size or self.units
 
     def build(self, input_shape):
         super().build(input_shape)
