@@ -44,8 +44,12 @@ def _twins(rank, x, kernel_size, **options):
     return ours, theirs
 
 
-@pytest.mark.parametrize("rank", (1, 2, 3))
-@pytest.mark.parametrize("case", OPTIONS)
+# Every rank with the defaults, and each option set at one rank in turn: the
+# rank only picks the convolution, which the options reach alike.
+RANKED = [(1 + k % 3, case) for k, case in enumerate(OPTIONS)] + [(2, "default"), (3, "default")]
+
+
+@pytest.mark.parametrize(("rank", "case"), RANKED)
 def test_matches_keras(rank, case):
     x, kernel_size = _inputs(rank, OPTIONS[case])
     ours, theirs = _twins(rank, x, kernel_size, **OPTIONS[case])

@@ -48,9 +48,17 @@ OPTIONS = {
 }
 
 
-@pytest.mark.parametrize("mask_kind", MASK_KINDS)
-@pytest.mark.parametrize("options", OPTIONS)
-@pytest.mark.parametrize("layer", LAYERS)
+# Every pair of layer, options and mask kind, though not every triple: the
+# scan's paths (identity pairs per layer's algebra, held outputs, reversal)
+# meet in pairs, and the 100 triples took minutes on JAX.
+CASES = [
+    (layer, list(OPTIONS)[(i + j) % len(OPTIONS)], mask_kind)
+    for i, layer in enumerate(LAYERS)
+    for j, mask_kind in enumerate(MASK_KINDS)
+]
+
+
+@pytest.mark.parametrize(("layer", "options", "mask_kind"), CASES)
 def test_parallel_scan_matches_the_step_loop(layer, options, mask_kind):
     fast, reference = fast_and_reference(LAYERS[layer], **OPTIONS[options])
     assert_matches_reference(fast, reference, sequences(), **mask_kwargs(mask_kind))
