@@ -95,11 +95,8 @@ class Recurrence:
         for a_t, b_t in zip(a_steps[1:], b_steps[1:]):
             total_a, total_b = self.compose(total_a, a_t), self.step(a_t, total_b, b_t)
         ends = self._chunked(total_a, total_b, h0)
-        h = ops.concatenate([ops.expand_dims(h0, 1), ends[:, :-1]], axis=1)
-        states = []
-        for a_t, b_t in zip(a_steps, b_steps):
-            h = self.step(a_t, h, b_t)
-            states.append(h)
+        starts = ops.concatenate([ops.expand_dims(h0, 1), ends[:, :-1]], axis=1)
+        states = self._steps(a_steps, b_steps, starts)
         states = ops.reshape(ops.stack(states, axis=2), (-1, length, *a.shape[2:]))
         if steps % CHUNK:
             rest = self._loop(a[:, length:], b[:, length:], ends[:, -1])
@@ -107,11 +104,15 @@ class Recurrence:
         return states
 
     def _loop(self, a, b, h):
+        return ops.stack(self._steps(ops.unstack(a, axis=1), ops.unstack(b, axis=1), h), axis=1)
+
+    def _steps(self, a_steps, b_steps, h):
+        """The states after each of the steps, from `h`."""
         states = []
-        for a_t, b_t in zip(ops.unstack(a, axis=1), ops.unstack(b, axis=1)):
+        for a_t, b_t in zip(a_steps, b_steps):
             h = self.step(a_t, h, b_t)
             states.append(h)
-        return ops.stack(states, axis=1)
+        return states
 
 
 def _expand(flags, like):
