@@ -6,11 +6,15 @@ nox -s demo                   # KERAS_BACKEND picks the backend (default torch)
 nox -s docs                   # the site's code blocks run, then mkdocs build --strict
 nox -s docs -- serve          # serve the site locally
 nox -s lint
+nox -s build                  # wheel + sdist, twine check, the wheel in a fresh venv
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
+import tarfile
 
 import nox
 
@@ -27,7 +31,7 @@ EXPORTERS = {
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CONSTRAINTS = os.environ.get("KERAS_RNNX_CONSTRAINTS", os.path.join(ROOT, "constraints.txt"))
 
-nox.options.sessions = ["lint", "tests", "docs"]
+nox.options.sessions = ["lint", "tests", "docs", "build"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -86,3 +90,40 @@ def bench(session):
     """benchmarks/bench.py with all three backends installed; arguments after `--`."""
     _install(session, "-e", ".[tensorflow,torch,jax]", "matplotlib")
     session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
+@nox.session
+def build(session):
+    """The wheel and the sdist: built, checked by `twine check`; the wheel
+    installed into a fresh virtual environment (keras, torch's CPU build) runs
+    `examples/smoke.py`, and the sdist's own tests run against it there."""
+    _install(session, "build", "twine")
+    tmp = session.create_tmp()
+    dist, fresh, unpacked = (os.path.join(tmp, d) for d in ("dist", "fresh", "sdist"))
+    for path in (dist, fresh, unpacked):
+        shutil.rmtree(path, ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", dist)
+    session.run("twine", "check", "--strict", *glob.glob(os.path.join(dist, "*")))
+    (wheel,) = glob.glob(os.path.join(dist, "*.whl"))
+    (sdist,) = glob.glob(os.path.join(dist, "*.tar.gz"))
+    session.run("python", "-m", "venv", fresh)
+    python = os.path.join(fresh, "bin", "python")
+    constraints = ["-c", CONSTRAINTS] if CONSTRAINTS else []
+    pip = [python, "-m", "pip", "install", "-q", *constraints]
+    session.run(*pip, f"{wheel}[torch]", external=True)
+    env = {"KERAS_BACKEND": "torch"}
+    session.run(python, "examples/smoke.py", env=env, external=True)
+    with tarfile.open(sdist) as archive:
+        archive.extractall(unpacked, filter="data")
+    (root,) = glob.glob(os.path.join(unpacked, "*"))
+    session.run(
+        *pip, "pytest", "scikit-learn", os.path.join(root, "examples", "plugin"), external=True
+    )
+    # `pytest`, not `python -m pytest`: the sdist's folder must not shadow the wheel.
+    pytest = os.path.join(fresh, "bin", "pytest")
+    with session.chdir(root):
+        session.run(pytest, "-q", "-p", "no:cacheprovider", *BUILD_TESTS, env=env, external=True)
+
+
+# The sdist's tests run against the installed wheel: the drop-in's signatures and messages.
+BUILD_TESTS = ("tests/test_signatures.py", "tests/test_messages.py")

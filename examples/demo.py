@@ -35,10 +35,10 @@ def main():
         optimizer="adam",
         metrics=["accuracy"],
     )
-    model.fit(x_train, y_train, batch_size=64, epochs=40, verbose=0)
+    print(f"backend: {keras.backend.backend()}; training on {len(x_train)} digits, 40 epochs")
+    model.fit(x_train, y_train, batch_size=64, epochs=40, verbose=2)  # a line per epoch
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
 
-    print(f"backend:  {keras.backend.backend()}")
     print(f"test accuracy on {len(x_test)} held-out digits: {accuracy:.3f}")
     print(keras_rnnx.explain(lstm))
 

@@ -51,7 +51,8 @@ NEEDS = {
     "# needs the TensorFlow backend": lambda: BACKEND == "tensorflow",
     "# needs the torch backend": lambda: BACKEND == "torch",
 }
-PAGES = sorted(p for p in DOCS.rglob("*.md") if FENCE.search(p.read_text()))
+# The README's blocks run too: its "Use" example is a new user's first run.
+PAGES = [ROOT / "README.md"] + sorted(p for p in DOCS.rglob("*.md") if FENCE.search(p.read_text()))
 
 
 def code_blocks(page):
@@ -96,7 +97,7 @@ def _isolated(monkeypatch, tmp_path):
     before.restore()
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS)))
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_code_blocks_run(page):
     namespace = {"__name__": f"docs.{page.stem}"}
     skipped = []
@@ -163,3 +164,9 @@ def test_every_page_is_in_the_navigation():
     nav = set(re.findall(r":\s*(\S+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), re.M))
     pages = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")}
     assert pages == nav
+
+
+def test_readme_lists_the_pages_of_the_site():
+    nav = set(re.findall(r":\s*(\S+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), re.M))
+    listed = set(re.findall(r"\]\(docs/([\w/-]+\.md)\)", (ROOT / "README.md").read_text()))
+    assert listed == nav

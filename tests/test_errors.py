@@ -25,9 +25,9 @@ def _unchanged(before, layer):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"units": 0}, "units=0"),
-        ({"units": -3}, "units=-3"),
-        ({"units": 2.5}, "units=2.5"),
+        ({"units": 0}, "expected a positive integer, got 0"),
+        ({"units": -3}, "expected a positive integer, got -3"),
+        ({"units": 2.5}, "expected a positive integer, got 2.5"),
         ({"units": 3, "activation": "no_such_activation"}, "activation='no_such_activation'"),
         ({"units": 3, "kernel_initializer": "nope"}, "kernel_initializer='nope'"),
         ({"units": 3, "dropout": 1.5}, "dropout=1.5"),
@@ -43,13 +43,13 @@ def test_bad_constructor_arguments(layer, kwargs, message):
 
 
 def test_bad_cells_and_wrappers():
-    with pytest.raises(ValueError, match="`cell` to have a `call` method"):
+    with pytest.raises(ValueError, match="`cell` should have a `call` method"):
         keras_rnnx.RNN(object())
     with pytest.raises(ValueError, match="state_size"):
         keras_rnnx.RNN(keras.layers.Dense(3))
     with pytest.raises(ValueError, match="merge_mode='max'"):
         keras_rnnx.Bidirectional(keras_rnnx.LSTM(2), merge_mode="max")
-    with pytest.raises(ValueError, match="`layer` to be a recurrent layer"):
+    with pytest.raises(ValueError, match="with a `keras.layers.Layer` instance"):
         keras_rnnx.Bidirectional("lstm")
     with pytest.raises(
         ValueError, match=r"`layer` to be a recurrent layer.*Received: layer=<Dense"
@@ -68,7 +68,9 @@ def test_bad_cells_and_wrappers():
 
 def test_wrong_rank_before_build_leaves_layer_unbuilt():
     layer = keras_rnnx.GRU(3)
-    with pytest.raises(ValueError, match=r"rank 3.*Received: sequences with shape \(4, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"expected ndim=3, found ndim=2. Full shape received: \(4, 5\)"
+    ):
         layer(np.zeros((4, 5), "float32"))
     assert not layer.weights
     layer(sequences())
@@ -82,7 +84,7 @@ def test_call_errors_leave_weights_and_states_untouched(layer_name):
     layer(x)
     before = _snapshot(layer)
     bad_calls = [
-        (lambda: layer(np.zeros((BATCH, STEPS), "float32")), "rank 3"),
+        (lambda: layer(np.zeros((BATCH, STEPS), "float32")), "expected ndim=3"),
         (lambda: layer(np.zeros((BATCH, STEPS, FEATURES + 1), "float32")), "trailing dimensions"),
         (lambda: layer(x, mask=np.ones((BATCH, STEPS + 1), bool)), "`mask` shaped"),
         (lambda: layer(x, mask=np.ones((BATCH,), bool)), "`mask` shaped"),
@@ -98,7 +100,7 @@ def test_call_errors_leave_weights_and_states_untouched(layer_name):
 
 
 def test_stateful_needs_a_fixed_batch_size():
-    with pytest.raises(ValueError, match="stateful RNN needs a fixed batch size"):
+    with pytest.raises(ValueError, match="batch size must be static"):
         keras.Sequential([keras.Input((5, 3)), keras_rnnx.LSTM(2, stateful=True)])
     model = keras.Sequential([keras.Input((5, 3), batch_size=2), keras_rnnx.LSTM(2, stateful=True)])
     assert tuple(model.output_shape) == (2, 2)
@@ -114,7 +116,7 @@ def test_unroll_needs_known_steps():
     layer = keras_rnnx.LSTM(2, unroll=True)
     layer(sequences())
     graph_call = tf.function(layer, input_signature=[tf.TensorSpec((None, None, FEATURES))])
-    with pytest.raises(ValueError, match="unroll=True"):
+    with pytest.raises(ValueError, match="Cannot unroll a RNN if the time dimension is undefined"):
         graph_call(sequences())
 
 

@@ -111,6 +111,21 @@ def initial_state(cell, batch_size, dtype):
     return zeros_for(state_shapes(cell), batch_size, dtype)
 
 
+RATES = ("dropout", "recurrent_dropout", "recurrent_kernel_dropout")
+
+
+def named_arguments(frame: dict) -> dict:
+    """The arguments a constructor was called with, by name, from the
+    `locals()` it reads first thing: each named parameter, then the entries of
+    its `**kwargs` (`self` and `__class__` left out).
+
+    So a class keeps Keras's explicit signature (every argument by position,
+    in Keras's order) and still hands its options on as one dict.
+    """
+    skip = ("self", "__class__", "kwargs")
+    return {**{k: v for k, v in frame.items() if k not in skip}, **frame.get("kwargs", {})}
+
+
 def _get_option(getter, argument, value):
     """`keras.<kind>.get(value)`, with an error that names the argument."""
     try:
@@ -213,36 +228,18 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks, Options, ZeroStates):
     # not use them has Keras's config.
     own_options = {"recurrent_kernel_dropout": 0.0}
 
-    def __init__(
-        self,
-        units,
-        *,
-        activation="tanh",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        recurrent_kernel_dropout=0.0,
-        seed=None,
-        **kwargs,
-    ):
+    def __init__(self, units, **kwargs):
+        # `kwargs`: the subclass's options by name (from its Keras-ordered
+        # signature, through `named_arguments`) and `keras.layers.Layer`'s.
+        names = self.options + self.extra_options + tuple(self.own_options)
+        options = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
         if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
             raise ValueError(
-                f"Expected `units` to be a positive integer. Received: units={units!r}"
+                "Received an invalid value for argument `units`, expected a positive "
+                f"integer, got {units!r}."
             )
-        for name, rate in (
-            ("dropout", dropout),
-            ("recurrent_dropout", recurrent_dropout),
-            ("recurrent_kernel_dropout", recurrent_kernel_dropout),
-        ):
+        for name in RATES:
+            rate = options.get(name, 0.0)
             if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
                 raise ValueError(
                     f"Expected `{name}` to be a float in [0, 1]. Received: {name}={rate!r}"
@@ -250,31 +247,25 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks, Options, ZeroStates):
         kwargs.pop("implementation", None)  # Keras's; the kernel choice is ours
         super().__init__(**kwargs)
         self.units = units
-        self.use_bias = use_bias
-        self.dropout = float(dropout)
-        self.recurrent_dropout = float(recurrent_dropout)
-        self.recurrent_kernel_dropout = float(recurrent_kernel_dropout)
-        self.seed = seed
+        seed = options.get("seed")
         if self.seed_generator_first:
             self.seed_generator = keras.random.SeedGenerator(seed=seed)
+        for name in names:
+            if name in options:
+                self._store_option(name, options[name])
+            elif name in self.own_options:
+                setattr(self, name, self.own_options[name])
         if self.recurrent_dropout:
             # As Keras's `implementation=1`: one mask per gate.
             self.dropout_mask_count = self.gates if self.gates > 1 else None
-        for name, value in (
-            ("activation", activation),
-            ("kernel_initializer", kernel_initializer),
-            ("recurrent_initializer", recurrent_initializer),
-            ("bias_initializer", bias_initializer),
-            ("kernel_regularizer", kernel_regularizer),
-            ("recurrent_regularizer", recurrent_regularizer),
-            ("bias_regularizer", bias_regularizer),
-            ("kernel_constraint", kernel_constraint),
-            ("recurrent_constraint", recurrent_constraint),
-            ("bias_constraint", bias_constraint),
-        ):
-            self._set_option(name, value)
         if not self.seed_generator_first:
             self.seed_generator = keras.random.SeedGenerator(seed=seed)
+
+    def _store_option(self, name, value):
+        if _option_kind(name):
+            self._set_option(name, value)
+        else:
+            setattr(self, name, float(value) if name in RATES else value)
 
     @property
     def output_size(self):

@@ -5,13 +5,22 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_rnnx.cells.base import BuiltinCell
+from keras_rnnx.cells.base import BuiltinCell, named_arguments
 from keras_rnnx.cells.dropout import apply_mask
 from keras_rnnx.cells.lstm import forget_bias_initializer
 from keras_rnnx.cells.registry import register_cell
 
 PADDINGS = ("valid", "same")
 DATA_FORMATS = ("channels_last", "channels_first")
+CONV_OPTIONS = (
+    "rank",
+    "filters",
+    "kernel_size",
+    "strides",
+    "padding",
+    "data_format",
+    "dilation_rate",
+)
 
 
 def _int_tuple(value, rank, name, minimum=1):
@@ -147,13 +156,33 @@ class ConvLSTMCell(BuiltinCell):
         padding="valid",
         data_format=None,
         dilation_rate=1,
-        *,
+        activation="tanh",
         recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
         unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        *,
+        recurrent_kernel_dropout=0.0,
         **kwargs,
     ):
+        # The convolution's options are set here; the LSTM's by `BuiltinCell`.
+        arguments = {k: v for k, v in named_arguments(locals()).items() if k not in CONV_OPTIONS}
         if rank not in (1, 2, 3) or isinstance(rank, bool):
-            raise ValueError(f"Expected `rank` to be 1, 2 or 3. Received: rank={rank!r}")
+            raise ValueError(
+                f"Rank {rank} convolutions are not currently implemented. "
+                f"Received: rank={rank!r}. Expected `rank` to be 1, 2 or 3."
+            )
         if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
             raise ValueError(
                 f"Expected `filters` to be a positive integer. Received: filters={filters!r}"
@@ -164,8 +193,9 @@ class ConvLSTMCell(BuiltinCell):
         self.dilation_rate = _int_tuple(dilation_rate, rank, "dilation_rate")
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(
-                "Expected `strides` or `dilation_rate` to be 1: both above 1 are not "
-                f"supported. Received: strides={strides!r}, dilation_rate={dilation_rate!r}"
+                "Specifying `strides > 1` is not compatible with `dilation_rate > 1`. "
+                "Please provide `strides=1` or `dilation_rate=1`. "
+                f"Received: strides={strides!r} and dilation_rate={dilation_rate!r}"
             )
         self.padding = padding.lower() if isinstance(padding, str) else padding
         if self.padding not in PADDINGS:
@@ -179,9 +209,7 @@ class ConvLSTMCell(BuiltinCell):
                 f"Expected `data_format` to be one of {DATA_FORMATS}. "
                 f"Received: data_format={data_format!r}"
             )
-        super().__init__(filters, **kwargs)
-        self._set_option("recurrent_activation", recurrent_activation)
-        self.unit_forget_bias = unit_forget_bias
+        super().__init__(filters, **arguments)
         # As Keras's ConvLSTMCell: each gate draws its own masks.
         self.dropout_mask_count = self.gates
         self.spatial_dims = (None,) * rank
@@ -221,10 +249,15 @@ class ConvLSTMCell(BuiltinCell):
             channels, spatial = input_shape[-1], input_shape[1:-1]
         else:
             channels, spatial = input_shape[1], input_shape[2:]
-        if channels is None or None in spatial:
+        if None in spatial:
             raise ValueError(
-                f"Cell {self.name!r} needs known channel and spatial dimensions "
-                f"({self.data_format}). Received: input shape {input_shape}"
+                "ConvLSTM layers only support static input shapes for the spatial "
+                f"dimension. Received invalid input shape: input_shape={input_shape}"
+            )
+        if channels is None:
+            raise ValueError(
+                "The channel dimension of the inputs (last axis) should be defined. "
+                f"Found None. Full input shape received: input_shape={input_shape}"
             )
         self.spatial_dims = tuple(spatial)
         self.kernel = self._add_weight("kernel", (*self.kernel_size, channels, 4 * self.filters))

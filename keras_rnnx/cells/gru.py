@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_rnnx.cells.base import BuiltinCell
+from keras_rnnx.cells.base import BuiltinCell, named_arguments
 from keras_rnnx.cells.dropout import apply_mask
 from keras_rnnx.cells.registry import register_cell
 
@@ -63,10 +63,30 @@ class GRUCell(BuiltinCell):
     gates = 3
     extra_options = ("recurrent_activation", "reset_after")
 
-    def __init__(self, units, *, recurrent_activation="sigmoid", reset_after=True, **kwargs):
-        super().__init__(units, **kwargs)
-        self._set_option("recurrent_activation", recurrent_activation)
-        self.reset_after = reset_after
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        reset_after=True,
+        seed=None,
+        *,
+        recurrent_kernel_dropout=0.0,
+        **kwargs,
+    ):
+        super().__init__(**named_arguments(locals()))
         self.state_size = units
 
     def bias_shape(self):

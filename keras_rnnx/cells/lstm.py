@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_rnnx.cells.base import BuiltinCell
+from keras_rnnx.cells.base import BuiltinCell, named_arguments
 from keras_rnnx.cells.dropout import apply_mask
 from keras_rnnx.cells.registry import register_cell
 
@@ -80,12 +80,28 @@ class LSTMCell(BuiltinCell):
     def __init__(
         self,
         units,
-        *,
+        activation="tanh",
         recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
         unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        *,
+        recurrent_kernel_dropout=0.0,
         proj_size=None,
         **kwargs,
     ):
+        arguments = named_arguments(locals())
         if proj_size is not None and (
             isinstance(proj_size, bool)
             or not isinstance(proj_size, int)
@@ -96,10 +112,7 @@ class LSTMCell(BuiltinCell):
                 "Expected `proj_size` to be None or a positive integer below "
                 f"`units` ({units!r}). Received: proj_size={proj_size!r}"
             )
-        super().__init__(units, **kwargs)
-        self._set_option("recurrent_activation", recurrent_activation)
-        self.unit_forget_bias = unit_forget_bias
-        self.proj_size = proj_size
+        super().__init__(**arguments)
         self.state_size = [self.output_size, units]
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_rnnx.cells.base import BuiltinCell
+from keras_rnnx.cells.base import BuiltinCell, named_arguments
 from keras_rnnx.cells.dropout import apply_mask
 from keras_rnnx.cells.registry import register_cell
 
@@ -52,8 +52,28 @@ class SimpleRNNCell(BuiltinCell):
 
     seed_generator_first = True  # Keras's SimpleRNNCell makes it before its initializers
 
-    def __init__(self, units, **kwargs):
-        super().__init__(units, **kwargs)
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        *,
+        recurrent_kernel_dropout=0.0,
+        **kwargs,
+    ):
+        super().__init__(**named_arguments(locals()))
         self.state_size = units
 
     def call(self, inputs, states, training=False):

@@ -43,11 +43,13 @@ class StackedRNNCells(keras.layers.Layer):
         for cell in cells:
             if not callable(getattr(cell, "call", None)):
                 raise ValueError(
-                    f"Expected every cell to have a `call` method. Received: cell={cell!r}"
+                    "All cells must have a `call` method. Received cell without a "
+                    f"`call` method: {cell!r}"
                 )
             if getattr(cell, "state_size", None) is None:
                 raise ValueError(
-                    f"Expected every cell to have a `state_size`. Received: cell={cell!r}"
+                    "All cells must have a `state_size` attribute. Received cell "
+                    f"without a `state_size`: {cell!r}"
                 )
         self.cells = list(cells)
 

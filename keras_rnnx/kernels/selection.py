@@ -90,8 +90,9 @@ def select(call: RecurrentCall) -> tuple[Kernel, Selection]:
         f"on the {call.backend} backend"
     )
     raise ValueError(
-        "use_cudnn=True requires a fused kernel, and none can run this call "
-        f"({reasons}). Pass use_cudnn='auto' to fall back to the reference kernel."
+        "use_cudnn=True was specified, but cuDNN is not supported for this layer "
+        "configuration with this backend. Pass use_cudnn='auto' to fallback to a "
+        f"non-cuDNN implementation. No fused kernel can run this call: {reasons}."
     )
 
 

@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from keras_rnnx import kernels
+from keras_rnnx.layers.keras_semantics import rnn_propagates_masks
 from keras_rnnx.layers.rnn import RNN
 from keras_rnnx.saving import deserialize_part
 
@@ -86,6 +87,16 @@ class Bidirectional(keras.layers.Layer):
     """
 
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
+        if not isinstance(layer, keras.layers.Layer):
+            raise ValueError(
+                "Please initialize `Bidirectional` layer with a `keras.layers.Layer` "
+                f"instance. Received: {layer!r}"
+            )
+        if backward_layer is not None and not isinstance(backward_layer, keras.layers.Layer):
+            raise ValueError(
+                "`backward_layer` need to be a `keras.layers.Layer` instance. "
+                f"Received: {backward_layer!r}"
+            )
         for argument, value in (("layer", layer), ("backward_layer", backward_layer)):
             if value is not None and not _is_recurrent_layer(value):
                 raise ValueError(
@@ -95,8 +106,9 @@ class Bidirectional(keras.layers.Layer):
                 )
         if merge_mode not in MERGE_MODES:
             raise ValueError(
-                "Expected `merge_mode` to be one of 'concat', 'sum', 'mul', 'ave', "
-                f"None. Received: merge_mode={merge_mode!r}"
+                f"Invalid merge mode. Received: {merge_mode}. Merge mode should be one "
+                'of {"sum", "mul", "ave", "concat", None}. '
+                f"Received: merge_mode={merge_mode!r}"
             )
         super().__init__(**kwargs)
         base = layer.name.removeprefix("forward_")
@@ -110,19 +122,20 @@ class Bidirectional(keras.layers.Layer):
             )
         else:
             self.backward_layer = backward_layer
-        for attribute in ("stateful", "return_sequences", "return_state"):
-            forward = getattr(self.forward_layer, attribute)
-            backward = getattr(self.backward_layer, attribute)
-            if forward != backward:
-                raise ValueError(
-                    f"Forward and backward layers must agree on `{attribute}`. "
-                    f"Received: forward {attribute}={forward}, backward {attribute}={backward}"
-                )
-        if self.forward_layer.go_backwards == self.backward_layer.go_backwards:
+        forward, backward = self.forward_layer, self.backward_layer
+        if forward.go_backwards == backward.go_backwards:
             raise ValueError(
-                "Forward and backward layers must differ in `go_backwards`. Received: "
-                f"go_backwards={self.forward_layer.go_backwards} for both"
+                "Forward layer and backward layer should have different `go_backwards` "
+                f"value. Received: forward_layer.go_backwards {forward.go_backwards}, "
+                f"backward_layer.go_backwards={backward.go_backwards}"
             )
+        for attribute in ("stateful", "return_sequences", "return_state"):
+            if getattr(forward, attribute) != getattr(backward, attribute):
+                raise ValueError(
+                    "Forward layer and backward layer are expected to have the same value "
+                    f'for attribute "{attribute}", got "{getattr(forward, attribute)}" for '
+                    f'forward layer and "{getattr(backward, attribute)}" for backward layer'
+                )
         for sublayer in (self.forward_layer, self.backward_layer):
             if hasattr(sublayer, "zero_output_for_mask"):
                 sublayer.zero_output_for_mask = sublayer.return_sequences
@@ -130,7 +143,7 @@ class Bidirectional(keras.layers.Layer):
         self.stateful = layer.stateful
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
-        self.supports_masking = True
+        self.supports_masking = rnn_propagates_masks()
         object.__setattr__(self, "_initial_weights", weights)
 
     def build(self, sequences_shape, initial_state_shape=None):

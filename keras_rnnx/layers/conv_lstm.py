@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_rnnx.cells.base import named_arguments
 from keras_rnnx.cells.conv_lstm import ConvLSTMCell
 from keras_rnnx.layers.builtin_rnn import BuiltinRNN
 
@@ -28,6 +29,32 @@ class ConvLSTM(BuiltinRNN):
         padding="valid",
         data_format=None,
         dilation_rate=1,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        *,
+        unroll=False,
+        zero_output_for_mask=False,
+        recurrent_kernel_dropout=0.0,
+        use_cudnn="auto",
         **kwargs,
     ):
         if "rank" in kwargs:
@@ -35,15 +62,8 @@ class ConvLSTM(BuiltinRNN):
                 f"{type(self).__name__} has rank {self.rank}; it takes no `rank` argument. "
                 f"Received: rank={kwargs['rank']!r}"
             )
-        super().__init__(
-            filters,
-            kernel_size=kernel_size,
-            strides=strides,
-            padding=padding,
-            data_format=data_format,
-            dilation_rate=dilation_rate,
-            **kwargs,
-        )
+        arguments = named_arguments(locals())
+        super().__init__(arguments.pop("filters"), **arguments)
 
     def make_cell(self, filters, **kwargs):
         return ConvLSTMCell(self.rank, filters, **kwargs)
@@ -66,15 +86,20 @@ _DOC = """{rank}D convolutional LSTM; a drop-in for `keras.layers.ConvLSTM{rank}
     Args:
         filters: positive int, the channels of the output and the states.
         kernel_size: an int or {rank} ints, the convolution window.
-        **kwargs: every `ConvLSTMCell` option but `rank` (`strides`,
-            `padding`, `data_format`, `dilation_rate`, `activation`,
-            `recurrent_activation`, `use_bias`, `unit_forget_bias`,
-            initializers, regularizers, constraints, `dropout`,
-            `recurrent_dropout`, `seed`), every `RNN` option
-            (`return_sequences`, `return_state`, `go_backwards`, `stateful`,
-            `unroll`, `zero_output_for_mask`, `use_cudnn`), and
-            `keras.layers.Layer` arguments (`name`, `dtype`,
-            `activity_regularizer`, ...).
+        strides, padding, data_format, dilation_rate, activation,
+            recurrent_activation, use_bias, kernel_initializer,
+            recurrent_initializer, bias_initializer, unit_forget_bias,
+            kernel_regularizer, recurrent_regularizer, bias_regularizer,
+            kernel_constraint, recurrent_constraint, bias_constraint, dropout,
+            recurrent_dropout, seed: the cell's options, as on `ConvLSTMCell`.
+        activity_regularizer: regularizer of the layer's output.
+        return_sequences, return_state, go_backwards, stateful: as on `RNN`.
+        unroll, zero_output_for_mask, use_cudnn: as on `RNN`; keyword-only
+            (Keras's ConvLSTM takes the first two in `**kwargs`, and has no
+            `use_cudnn`).
+        recurrent_kernel_dropout: keras-rnnx's own, keyword-only: as on
+            `ConvLSTMCell`.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Returns:
         Called on a sequence: the last output `(batch, {out}, filters)` (or

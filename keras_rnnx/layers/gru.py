@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_rnnx.cells.base import named_arguments
 from keras_rnnx.cells.gru import GRUCell
 from keras_rnnx.layers.builtin_rnn import BuiltinRNN
 
@@ -18,12 +19,17 @@ class GRU(BuiltinRNN):
 
     Args:
         units: positive int, the size of the output and the state.
-        **kwargs: every `GRUCell` option (`activation`, `recurrent_activation`,
-            `use_bias`, `reset_after`, initializers, regularizers, constraints,
-            `dropout`, `recurrent_dropout`, `recurrent_kernel_dropout`, `seed`),
-            every `RNN` option (`return_sequences`, `return_state`, `go_backwards`, `stateful`,
-            `unroll`, `zero_output_for_mask`, `use_cudnn`), and
-            `keras.layers.Layer` arguments.
+        activation, recurrent_activation, use_bias, kernel_initializer,
+            recurrent_initializer, bias_initializer, kernel_regularizer,
+            recurrent_regularizer, bias_regularizer, kernel_constraint,
+            recurrent_constraint, bias_constraint, dropout, recurrent_dropout,
+            seed, reset_after: the cell's options, as on `GRUCell`.
+        activity_regularizer: regularizer of the layer's output.
+        return_sequences, return_state, go_backwards, stateful, unroll,
+            use_cudnn: as on `RNN`.
+        zero_output_for_mask: as on `RNN` (keyword-only, as in Keras's `**kwargs`).
+        recurrent_kernel_dropout: keras-rnnx's own, keyword-only: as on `GRUCell`.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Returns:
         Called on `(batch, time, features)`: the output, then the final state
@@ -42,3 +48,36 @@ class GRU(BuiltinRNN):
 
     cell_class = GRUCell
     cell_name = "gru_cell"
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        reset_after=True,
+        use_cudnn="auto",
+        *,
+        zero_output_for_mask=False,
+        recurrent_kernel_dropout=0.0,
+        **kwargs,
+    ):
+        super().__init__(**named_arguments(locals()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_rnnx.cells.base import named_arguments
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.layers.builtin_rnn import BuiltinRNN
 
@@ -19,14 +20,18 @@ class LSTM(BuiltinRNN):
 
     Args:
         units: positive int, the size of the output and of each state.
-        **kwargs: every `LSTMCell` option (`activation`, `recurrent_activation`,
-            `use_bias`, `unit_forget_bias`, initializers, regularizers,
-            constraints, `dropout`, `recurrent_dropout`,
-            `recurrent_kernel_dropout`, `seed`), every `RNN` option
-            (`return_sequences`, `return_state`, `go_backwards`, `stateful`,
-            `unroll`, `zero_output_for_mask`, `use_cudnn`), and
-            `keras.layers.Layer` arguments (`name`, `dtype`,
-            `activity_regularizer`, ...).
+        activation, recurrent_activation, use_bias, kernel_initializer,
+            recurrent_initializer, bias_initializer, unit_forget_bias,
+            kernel_regularizer, recurrent_regularizer, bias_regularizer,
+            kernel_constraint, recurrent_constraint, bias_constraint, dropout,
+            recurrent_dropout, seed: the cell's options, as on `LSTMCell`.
+        activity_regularizer: regularizer of the layer's output.
+        return_sequences, return_state, go_backwards, stateful, unroll,
+            use_cudnn: as on `RNN`.
+        zero_output_for_mask: as on `RNN` (keyword-only, as in Keras's `**kwargs`).
+        recurrent_kernel_dropout, proj_size: keras-rnnx's own, keyword-only:
+            as on `LSTMCell`.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Returns:
         Called on `(batch, time, features)`: the output `(batch, units)` (or
@@ -46,3 +51,37 @@ class LSTM(BuiltinRNN):
 
     cell_class = LSTMCell
     cell_name = "lstm_cell"
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        use_cudnn="auto",
+        *,
+        zero_output_for_mask=False,
+        recurrent_kernel_dropout=0.0,
+        proj_size=None,
+        **kwargs,
+    ):
+        super().__init__(**named_arguments(locals()))

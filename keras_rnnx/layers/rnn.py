@@ -14,6 +14,7 @@ from keras_rnnx.cells.stacked import StackedRNNCells
 from keras_rnnx.kernels.empty import is_empty
 from keras_rnnx.kernels.export import exporting
 from keras_rnnx.kernels.registry import logger
+from keras_rnnx.layers.keras_semantics import rnn_propagates_masks
 from keras_rnnx.saving import deserialize_part
 from keras_rnnx.streaming import record_final_states, streamed_states
 
@@ -110,16 +111,21 @@ class RNN(keras.layers.Layer):
         if isinstance(cell, (list, tuple)):
             cell = StackedRNNCells(cell)
         if not callable(getattr(cell, "call", None)):
-            raise ValueError(f"Expected `cell` to have a `call` method. Received: cell={cell!r}")
+            raise ValueError(
+                f"Argument `cell` should have a `call` method. Received: cell={cell!r}"
+            )
         if getattr(cell, "state_size", None) is None:
             raise ValueError(
-                "Expected `cell` to have a `state_size` attribute (an int, or a "
-                f"list of state sizes). Received: cell={cell!r}"
+                "The RNN cell should have a `state_size` attribute (single integer or "
+                "list of integers, one integer per RNN state). "
+                f"Received: cell={cell!r}"
             )
         state_shapes(cell)  # fails early on a malformed state_size
         if use_cudnn not in USE_CUDNN_VALUES:
             raise ValueError(
-                "Expected `use_cudnn` to be one of 'auto', True, False. "
+                # Keras's words, typo included: users' tests match them.
+                "Invalid valid received for argument `use_cudnn`. "
+                "Expected one of {'auto', True, False}. "
                 f"Received: use_cudnn={use_cudnn!r}"
             )
         super().__init__(**kwargs)
@@ -131,7 +137,7 @@ class RNN(keras.layers.Layer):
         self.unroll = unroll
         self.zero_output_for_mask = zero_output_for_mask
         self.use_cudnn = use_cudnn
-        self.supports_masking = True
+        self.supports_masking = rnn_propagates_masks()
         self._untracked(states=None, selection=None, step_shapes=None)
 
     def _untracked(self, **attributes):
@@ -193,20 +199,21 @@ class RNN(keras.layers.Layer):
             batch = shapes[0][0]
             if batch is None:
                 raise ValueError(
-                    "A stateful RNN needs a fixed batch size: pass `batch_size` "
-                    "(or `batch_shape`) to `keras.Input`, or call the layer on a "
-                    f"concrete batch. Received: sequences shape {shapes[0]}"
+                    "When using `stateful=True` in a RNN, the batch size must be "
+                    f"static. Found dynamic batch size: sequence.shape={shapes[0]}. "
+                    "Pass `batch_size` (or `batch_shape`) to `keras.Input`, or call "
+                    "the layer on a concrete batch."
                 )
             self._create_state_variables(batch)
 
     def _check_rank(self, shape):
         rank = len(shape)
         if (self.input_rank is not None and rank != self.input_rank) or rank < 3:
-            expected = self.input_rank or ">= 3"
+            expected = f"ndim={self.input_rank}" if self.input_rank else "min_ndim=3"
             raise ValueError(
-                f"Layer {self.name!r} expects `sequences` of rank {expected}, "
-                "shaped (batch, time, features). "
-                f"Received: sequences with shape {shape}"
+                f"Input 0 of layer '{self.name}' is incompatible with the layer: "
+                f"expected {expected}, found ndim={rank}. Full shape received: "
+                f"{shape}. It expects `sequences` shaped (batch, time, features)."
             )
 
     def _create_state_variables(self, batch_size):
@@ -308,6 +315,7 @@ class RNN(keras.layers.Layer):
                 )
         if self.unroll and steps is None:
             raise ValueError(
+                "Cannot unroll a RNN if the time dimension is undefined. "
                 f"Layer {self.name!r} has unroll=True, which needs a known number "
                 "of time steps. Pass `shape=(steps, features)` to `keras.Input`. "
                 f"Received: sequences shape {tuple(flat_inputs[0].shape)}"
@@ -384,8 +392,10 @@ class RNN(keras.layers.Layer):
             got = flat_inputs[0].shape[0]
             if got is not None and got != expected:
                 raise ValueError(
-                    f"Stateful layer {self.name!r} was built for batches of "
-                    f"{expected}. Received: sequences with batch size {got}"
+                    "If an RNN is stateful, the batch size of the input sequences "
+                    "must be the same as the batch size of the initial state. \n"
+                    f"- Expected batch size: {expected}\n- Received batch size: {got}\n"
+                    f"Stateful layer {self.name!r} was built for batches of {expected}."
                 )
         if initial_state is not None:
             states = self._conform_states(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_rnnx.cells.base import named_arguments
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
 from keras_rnnx.layers.builtin_rnn import BuiltinRNN
 
@@ -17,11 +18,18 @@ class SimpleRNN(BuiltinRNN):
 
     Args:
         units: positive int, the size of the output and the state.
-        **kwargs: every `SimpleRNNCell` option (`activation`, `use_bias`,
-            initializers, regularizers, constraints, `dropout`,
-            `recurrent_dropout`, `recurrent_kernel_dropout`, `seed`), every
-            `RNN` option, and
-            `keras.layers.Layer` arguments.
+        activation, use_bias, kernel_initializer, recurrent_initializer,
+            bias_initializer, kernel_regularizer, recurrent_regularizer,
+            bias_regularizer, kernel_constraint, recurrent_constraint,
+            bias_constraint, dropout, recurrent_dropout, seed: the cell's
+            options, as on `SimpleRNNCell`.
+        activity_regularizer: regularizer of the layer's output.
+        return_sequences, return_state, go_backwards, stateful, unroll: as on `RNN`.
+        zero_output_for_mask, use_cudnn: as on `RNN`; keyword-only (Keras's
+            SimpleRNN has no `use_cudnn`).
+        recurrent_kernel_dropout: keras-rnnx's own, keyword-only: as on
+            `SimpleRNNCell`.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Returns:
         Called on `(batch, time, features)`: the output, then the final state
@@ -39,3 +47,34 @@ class SimpleRNN(BuiltinRNN):
 
     cell_class = SimpleRNNCell
     cell_name = "simple_rnn_cell"
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        seed=None,
+        *,
+        zero_output_for_mask=False,
+        recurrent_kernel_dropout=0.0,
+        use_cudnn="auto",
+        **kwargs,
+    ):
+        super().__init__(**named_arguments(locals()))

@@ -281,13 +281,18 @@ def test_explain_reports_the_kernel_and_why_faster_ones_declined():
         "forward": "reference",
         "backward": "reference",
     }
+    report = str(keras_rnnx.explain(bi))  # one readable report, both directions
+    forward, backward = (str(keras_rnnx.explain(d)) for d in (bi.forward_layer, bi.backward_layer))
+    indent = lambda text: "\n".join("  " + line for line in text.splitlines())  # noqa: E731
+    assert report == f"forward:\n{indent(forward)}\nbackward:\n{indent(backward)}"
+    assert "Selection(" not in report
     with pytest.raises(ValueError, match="keras_rnnx recurrent layer"):
         keras_rnnx.explain(keras.layers.Dense(2))
 
 
 def test_use_cudnn_true_explains_why_no_fused_kernel_runs():
     layer = keras_rnnx.RNN(ScaledOutputCell(3), use_cudnn=True)
-    with pytest.raises(ValueError, match="use_cudnn=True requires a fused kernel"):
+    with pytest.raises(ValueError, match="No fused kernel can run this call"):
         layer(sequences())
 
 
@@ -345,3 +350,21 @@ def test_bidirectional_stateful_states_and_reset():
     assert any(np.abs(to_numpy(s)).sum() > 0 for s in layer.states)
     layer.reset_states()
     assert all((to_numpy(s) == 0).all() for s in layer.states)
+
+
+@pytest.mark.parametrize("name", ("LSTM", "GRU", "SimpleRNN", "Bidirectional"))
+def test_mask_propagation_follows_the_installed_keras(name):
+    # Keras 3.16 stopped passing the mask on from recurrent layers (its pull
+    # request 23235): the twins do as the Keras they run with.
+    propagates = tuple(int(v) for v in keras.__version__.split(".")[:2]) < (3, 16)
+    tokens = keras.Input((None,), dtype="int32")
+    embedded = keras.layers.Embedding(10, 3, mask_zero=True)(tokens)
+    for mod in (keras.layers, keras_rnnx):
+        layer = (
+            mod.Bidirectional(mod.LSTM(2, return_sequences=True))
+            if name == "Bidirectional"
+            else getattr(mod, name)(2, return_sequences=True)
+        )
+        output = layer(embedded)
+        assert layer.supports_masking is propagates, mod.__name__
+        assert (getattr(output, "_keras_mask", None) is not None) is propagates, mod.__name__
