@@ -98,7 +98,7 @@ def build(session):
     installed into a fresh virtual environment (keras, torch's CPU build) runs
     `examples/smoke.py`, and the sdist's own tests run against it there."""
     _install(session, "build", "twine")
-    tmp = session.create_tmp()
+    tmp = os.path.abspath(session.create_tmp())
     dist, fresh, unpacked = (os.path.join(tmp, d) for d in ("dist", "fresh", "sdist"))
     for path in (dist, fresh, unpacked):
         shutil.rmtree(path, ignore_errors=True)

@@ -19,7 +19,8 @@ def main():
     ours, theirs = keras_rnnx.LSTM(5, "tanh"), keras.layers.LSTM(5, "tanh")
     ours.build(x.shape), theirs.build(x.shape)
     ours.set_weights(theirs.get_weights())
-    np.testing.assert_allclose(ours(x), theirs(x), atol=1e-5)
+    numpy = keras.ops.convert_to_numpy
+    np.testing.assert_allclose(numpy(ours(x)), numpy(theirs(x)), atol=1e-5)
     print(
         f"keras-rnnx {keras_rnnx.__version__} on keras {keras.__version__} "
         f"({keras.backend.backend()}): {keras_rnnx.explain(ours).kernel}, same as keras.layers"
