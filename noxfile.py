@@ -54,10 +54,12 @@ def tests(session, backend):
 
 @nox.session
 def lint(session):
-    """ruff: lint and format check."""
-    session.install("ruff==0.17.6")
+    """ruff (lint and format check) and mypy over keras_rnnx/ (its settings
+    in pyproject.toml)."""
+    session.install("ruff==0.17.6", "mypy==2.4.1")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
 
 
 @nox.session

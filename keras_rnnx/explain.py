@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+import keras
+
 from keras_rnnx.kernels.selection import Selection
 
 
@@ -15,7 +17,7 @@ class Directions(dict):
         return "\n".join(f"{name}:\n{textwrap.indent(str(s), '  ')}" for name, s in self.items())
 
 
-def explain(layer) -> Selection | Directions:
+def explain(layer: keras.layers.Layer) -> Selection | Directions:
     """Report the kernel chosen for `layer` at its last trace.
 
     Args:

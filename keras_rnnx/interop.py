@@ -10,13 +10,15 @@ needed only to make or read the module.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from keras_rnnx.cells.gru import GRUCell
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
 from keras_rnnx.kernels.fused import fused_layers
-from keras_rnnx.kernels.specs import find_spec, fused_spec
+from keras_rnnx.kernels.specs import find_spec, spec_of
 from keras_rnnx.layers.bidirectional import Bidirectional
 from keras_rnnx.layers.gru import GRU
 from keras_rnnx.layers.lstm import LSTM
@@ -36,7 +38,7 @@ _TO_TORCH = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
 _PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
-def from_torch(module, **layer_options):
+def from_torch(module: Any, **layer_options: Any) -> keras.layers.Layer:
     """A keras-rnnx layer with the weights of a `torch.nn.LSTM`, `GRU` or `RNN`.
 
     One layer gives `LSTM`, `GRU` or `SimpleRNN`; `num_layers > 1` an `RNN`
@@ -79,8 +81,8 @@ def from_torch(module, **layer_options):
             "Expected `module` to be a torch.nn.LSTM, torch.nn.GRU or torch.nn.RNN. "
             f"Received: module={module!r}"
         )
-    cell_class, layer_class, options = _FROM_TORCH[mode]
-    options = {**options, "use_bias": bool(module.bias)}
+    cell_class, layer_class, defaults = _FROM_TORCH[mode]
+    options: dict[str, Any] = {**defaults, "use_bias": bool(module.bias)}
     if getattr(module, "proj_size", 0):
         options["proj_size"] = module.proj_size
     layer_options = {"return_sequences": True, **layer_options}
@@ -128,7 +130,7 @@ def _set_cells(layer, module, layers, suffix):
     for cell, k in zip(fused_layers(layer.cell), layers):
         names = _PARAMS if getattr(module, "proj_size", 0) else _PARAMS[:4]
         weights = [_param(module, f"{name}_l{k}{suffix}") for name in names]
-        fused_spec(cell).set_vendor_weights(cell, weights)
+        spec_of(cell).set_vendor_weights(cell, weights)
 
 
 def _param(module, name):
@@ -136,7 +138,7 @@ def _param(module, name):
     return None if value is None else value.detach().cpu().float().numpy()
 
 
-def to_torch(layer):
+def to_torch(layer: keras.layers.Layer) -> Any:
     """A `torch.nn.LSTM`, `GRU` or `RNN` with the weights of a keras-rnnx layer.
 
     The module computes what the layer computes, for `batch_first` inputs:
@@ -215,7 +217,7 @@ def to_torch(layer):
     with torch.no_grad():
         for suffix, direction in zip(("", "_reverse"), cells):
             for k, cell in enumerate(direction):
-                weights = fused_spec(cell).vendor_weights(cell, "float32")
+                weights = spec_of(cell).vendor_weights(cell, "float32")
                 for name, weight in zip(_PARAMS, weights):
                     if weight is not None:
                         value = torch.tensor(keras.ops.convert_to_numpy(weight))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import keras
 
 from keras_rnnx.cells import registry
+from keras_rnnx.types import Config
 
 
-def deserialize_part(config, owner: str, custom_objects=None):
+def deserialize_part(config: Config, owner: str, custom_objects: dict | None = None):
     """Deserialize a cell or sublayer of the layer named `owner` from its config.
 
     Plugins are discovered first, so their cells resolve. A part that was

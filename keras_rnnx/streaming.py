@@ -16,10 +16,12 @@ import threading
 
 import keras
 
+from keras_rnnx.types import Structure
+
 _STREAM = threading.local()
 
 
-def streaming(model):
+def streaming(model: keras.Model) -> keras.Model:
     """A twin of `model` that runs a sequence chunk by chunk.
 
     The twin takes `[chunk, *states]` and returns `[outputs, *states]`:
@@ -183,7 +185,7 @@ def _streaming(streams):
         _STREAM.active = previous
 
 
-def streamed_states(layer, initial_state):
+def streamed_states(layer: keras.layers.Layer, initial_state: Structure | None):
     """The states `layer` starts from: its stream's, when a twin streams it,
     else `initial_state`.
 
@@ -207,7 +209,7 @@ def streamed_states(layer, initial_state):
     return active[0][id(layer)]
 
 
-def record_final_states(layer, final_states):
+def record_final_states(layer: keras.layers.Layer, final_states):
     """Hand `layer`'s final states to the stream that fed it its states."""
     active = getattr(_STREAM, "active", None)
     if active is not None and id(layer) in active[0]:

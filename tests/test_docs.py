@@ -170,3 +170,42 @@ def test_readme_lists_the_pages_of_the_site():
     nav = set(re.findall(r":\s*(\S+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), re.M))
     listed = set(re.findall(r"\]\(docs/([\w/-]+\.md)\)", (ROOT / "README.md").read_text()))
     assert listed == nav
+
+
+def _unannotated(function, qualname):
+    """The parameters (and `return`) of `function` that have no type hint."""
+    signature = inspect.signature(function)
+    missing = [
+        f"{qualname}({p.name})"
+        for p in signature.parameters.values()
+        if p.name not in ("self", "cls") and p.annotation is p.empty
+    ]
+    if signature.return_annotation is signature.empty and function.__name__ != "__init__":
+        missing.append(f"{qualname} -> ?")
+    return missing
+
+
+def _own_members(cls):
+    """`(name, function)` for the public methods and properties keras-rnnx's
+    classes in `cls`'s bases define (Keras's own are Keras's to annotate)."""
+    for base in cls.__mro__:
+        if not base.__module__.startswith("keras_rnnx"):
+            continue
+        for name, member in vars(base).items():
+            if isinstance(member, property):
+                member = member.fget
+            elif isinstance(member, (classmethod, staticmethod)):
+                member = member.__func__
+            public = not name.startswith("_") or name == "__init__"
+            if callable(member) and not inspect.isclass(member) and public:
+                yield f"{base.__name__}.{name}", member
+
+
+def test_public_api_has_type_hints():
+    missing = []
+    for name, obj in public_objects():
+        members = _own_members(obj) if inspect.isclass(obj) else [(name, obj)]
+        for qualname, function in members:
+            if getattr(function, "__module__", "").startswith("keras_rnnx"):
+                missing += _unannotated(function, qualname)
+    assert not sorted(set(missing)), sorted(set(missing))

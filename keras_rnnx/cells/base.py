@@ -25,11 +25,13 @@ shape tuple is one output, a list or dict is a structure of outputs.
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import keras
 from keras import ops
 
 from keras_rnnx.cells.dropout import DropoutMasks, apply_mask, per_gate
+from keras_rnnx.types import Cell, Config, Initializer, Structure, Tensor
 
 
 def _is_shape(size) -> bool:
@@ -72,12 +74,12 @@ class Shape:
         return f"Shape{self.dims}"
 
 
-def state_shapes(cell):
+def state_shapes(cell: Cell):
     """The structure of state shapes (batch excluded) that `cell` declares."""
     return size_to_shapes(cell.state_size, top_level=True)
 
 
-def output_shapes(cell):
+def output_shapes(cell: Cell):
     """The structure of output shapes (batch excluded) of one step of `cell`.
 
     Cells without `output_size` output their first state, as in Keras.
@@ -88,12 +90,12 @@ def output_shapes(cell):
     return size_to_shapes(size)
 
 
-def zeros_for(shapes, batch_size, dtype):
+def zeros_for(shapes, batch_size: int | Tensor, dtype: Any):
     """Zero tensors `(batch_size, *shape)` for a structure of `Shape` leaves."""
     return keras.tree.map_structure(lambda s: ops.zeros((batch_size, *s.dims), dtype=dtype), shapes)
 
 
-def accepts_training(cell) -> bool:
+def accepts_training(cell: Cell) -> bool:
     """Whether `cell.call` takes a `training` argument."""
     try:
         return "training" in inspect.signature(cell.call).parameters
@@ -101,7 +103,7 @@ def accepts_training(cell) -> bool:
         return False
 
 
-def initial_state(cell, batch_size, dtype):
+def initial_state(cell: Cell, batch_size: int | Tensor, dtype: Any):
     """`cell.get_initial_state(batch_size)` if it has one, else zeros in the
     structure of its `state_size` (a bare tensor for an int), as Keras's
     `StackedRNNCells` hands each cell its states."""
@@ -182,7 +184,9 @@ class Options:
 class ZeroStates:
     """Zero initial states, in the structure of the cell's `state_size`."""
 
-    def get_initial_state(self, batch_size=None):
+    compute_dtype: Any  # the host cell's, a `keras.layers.Layer`
+
+    def get_initial_state(self, batch_size: int | Tensor = None) -> list[Tensor]:
         """Zero states, one tensor `(batch_size, *shape)` per state.
 
         Args:
@@ -207,7 +211,7 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks, Options, ZeroStates):
     # global `random` when made; made in Keras's order, a seeded program
     # (`keras.utils.set_random_seed`) gets Keras's weights and dropout masks.
     seed_generator_first = False
-    options = (
+    options: tuple[str, ...] = (
         "units",
         "activation",
         "use_bias",
@@ -228,7 +232,7 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks, Options, ZeroStates):
     # not use them has Keras's config.
     own_options = {"recurrent_kernel_dropout": 0.0}
 
-    def __init__(self, units, **kwargs):
+    def __init__(self, units: int, **kwargs: Any):
         # `kwargs`: the subclass's options by name (from its Keras-ordered
         # signature, through `named_arguments`) and `keras.layers.Layer`'s.
         names = self.options + self.extra_options + tuple(self.own_options)
@@ -268,7 +272,7 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks, Options, ZeroStates):
             setattr(self, name, float(value) if name in RATES else value)
 
     @property
-    def output_size(self):
+    def output_size(self) -> Any:
         return self.units
 
     def _add_weight(self, role, shape, initializer=None):
@@ -282,7 +286,7 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks, Options, ZeroStates):
             constraint=getattr(self, f"{prefix}_constraint"),
         )
 
-    def build(self, input_shape):
+    def build(self, input_shape: Structure) -> None:
         input_dim = input_shape[-1]
         # kernel (I, gates*H), recurrent_kernel (O, gates*H), bias (gates*H,);
         # O, the output's size, is H but for a projected LSTM.
@@ -296,13 +300,13 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks, Options, ZeroStates):
             else None
         )
 
-    def bias_shape(self):
+    def bias_shape(self) -> tuple[int, ...]:
         return (self.gates * self.units,)
 
-    def bias_initializer_fn(self):
+    def bias_initializer_fn(self) -> Initializer:
         return self.bias_initializer
 
-    def masks(self, inputs, h_tm1, training):
+    def masks(self, inputs: Structure, h_tm1: Tensor, training: bool | None) -> tuple[list, list]:
         """The dropout masks for this step, one entry per gate (or `None`s)."""
         if not training:
             return [None] * self.gates, [None] * self.gates
@@ -311,10 +315,10 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks, Options, ZeroStates):
             per_gate(self.get_recurrent_dropout_mask(h_tm1), self.gates),
         )
 
-    def recurrent_weights(self, training):
+    def recurrent_weights(self, training: bool | None) -> Tensor:
         """`recurrent_kernel`, times its DropConnect mask in training."""
         mask = self.get_recurrent_kernel_mask() if training else None
         return apply_mask(self.recurrent_kernel, mask)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), **self.options_config()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -9,6 +11,7 @@ from keras_rnnx.cells.base import BuiltinCell, named_arguments
 from keras_rnnx.cells.dropout import apply_mask
 from keras_rnnx.cells.lstm import forget_bias_initializer
 from keras_rnnx.cells.registry import register_cell
+from keras_rnnx.types import Activation, Constraint, Initializer, IntOrTuple, Regularizer, Structure
 
 PADDINGS = ("valid", "same")
 DATA_FORMATS = ("channels_last", "channels_first")
@@ -40,9 +43,15 @@ def _int_tuple(value, rank, name, minimum=1):
     return values
 
 
-def conv_output_dims(dims, kernel_size, strides, dilation_rate, padding):
+def conv_output_dims(
+    dims: tuple[int | None, ...],
+    kernel_size: tuple[int, ...],
+    strides: tuple[int, ...],
+    dilation_rate: tuple[int, ...],
+    padding: str,
+) -> tuple[int | None, ...]:
     """The spatial dims of a convolution's output (`None` stays unknown)."""
-    out = []
+    out: list[int | None] = []
     for size, k, s, d in zip(dims, kernel_size, strides, dilation_rate):
         if size is None:
             out.append(None)
@@ -119,7 +128,7 @@ class ConvLSTMCell(BuiltinCell):
 
     gates = 4
     seed_generator_first = True  # as Keras's ConvLSTMCell
-    options = (
+    options: tuple[str, ...] = (
         "filters",
         "kernel_size",
         "strides",
@@ -149,32 +158,32 @@ class ConvLSTMCell(BuiltinCell):
 
     def __init__(
         self,
-        rank,
-        filters,
-        kernel_size,
-        strides=1,
-        padding="valid",
-        data_format=None,
-        dilation_rate=1,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        unit_forget_bias=True,
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        seed=None,
+        rank: int,
+        filters: int,
+        kernel_size: IntOrTuple,
+        strides: IntOrTuple = 1,
+        padding: str = "valid",
+        data_format: str | None = None,
+        dilation_rate: IntOrTuple = 1,
+        activation: Activation = "tanh",
+        recurrent_activation: Activation = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Initializer = "glorot_uniform",
+        recurrent_initializer: Initializer = "orthogonal",
+        bias_initializer: Initializer = "zeros",
+        unit_forget_bias: bool = True,
+        kernel_regularizer: Regularizer = None,
+        recurrent_regularizer: Regularizer = None,
+        bias_regularizer: Regularizer = None,
+        kernel_constraint: Constraint = None,
+        recurrent_constraint: Constraint = None,
+        bias_constraint: Constraint = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
         *,
-        recurrent_kernel_dropout=0.0,
-        **kwargs,
+        recurrent_kernel_dropout: float = 0.0,
+        **kwargs: Any,
     ):
         # The convolution's options are set here; the LSTM's by `BuiltinCell`.
         arguments = {k: v for k, v in named_arguments(locals()).items() if k not in CONV_OPTIONS}
@@ -215,7 +224,7 @@ class ConvLSTMCell(BuiltinCell):
         self.spatial_dims = (None,) * rank
 
     @property
-    def filters(self):
+    def filters(self) -> int:
         return self.units
 
     def _image(self, spatial, channels):
@@ -224,7 +233,7 @@ class ConvLSTMCell(BuiltinCell):
         return (channels, *spatial)
 
     @property
-    def state_size(self):
+    def state_size(self) -> Any:
         """`[h, c]`'s shapes, images of `filters` channels (their spatial
         dimensions `None` until the cell is built)."""
         dims = conv_output_dims(
@@ -234,10 +243,10 @@ class ConvLSTMCell(BuiltinCell):
         return [shape, shape]
 
     @property
-    def output_size(self):
+    def output_size(self) -> Any:
         return self.state_size[0]
 
-    def build(self, input_shape):
+    def build(self, input_shape: Structure) -> None:
         input_shape = tuple(input_shape)
         if len(input_shape) != self.rank + 2:
             raise ValueError(
@@ -287,7 +296,9 @@ class ConvLSTMCell(BuiltinCell):
     def _recurrent_conv(self, h, kernel):
         return ops.conv(h, kernel, padding="same", data_format=self.data_format)
 
-    def call(self, inputs, states, training=False):
+    def call(
+        self, inputs: Structure, states: Structure, training: bool | None = False
+    ) -> Structure:
         h_tm1, c_tm1 = states[0], states[1]
         dp, rdp = self.masks(inputs, h_tm1, training)
         recurrent_kernel = self.recurrent_weights(training)
@@ -313,6 +324,8 @@ class ConvLSTMCell(BuiltinCell):
         h = o * self.activation(c)
         return h, [h, c]
 
-    def compute_output_shape(self, inputs_shape, states_shape=None):
+    def compute_output_shape(
+        self, inputs_shape: Structure, states_shape: Structure = None
+    ) -> Structure:
         shape = (inputs_shape[0], *self.state_size[0])
         return shape, [shape, shape]

@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 import keras
 from keras import ops
 
+from keras_rnnx.types import Tensor
+
 
 class DropoutMasks:
     """Fixed-per-sequence dropout masks for a cell, as Keras's DropoutRNNCell.
@@ -29,6 +31,13 @@ class DropoutMasks:
     when recurrent dropout is on, as Keras does, so seeded masks match Keras's.
     """
 
+    # What the host cell (a `keras.layers.Layer`) provides.
+    dropout: float
+    recurrent_dropout: float
+    recurrent_kernel: Any
+    compute_dtype: Any
+    seed_generator: Any
+
     dropout_mask_count: int | None = None
 
     def _create_dropout_mask(self, step_input, rate):
@@ -40,7 +49,7 @@ class DropoutMasks:
             for _ in range(self.dropout_mask_count)
         ]
 
-    def get_dropout_mask(self, step_input):
+    def get_dropout_mask(self, step_input: Tensor) -> Tensor | None:
         """The input dropout mask for this sequence (created on first use).
 
         Args:
@@ -54,7 +63,7 @@ class DropoutMasks:
             self._dropout_mask = self._create_dropout_mask(step_input, self.dropout)
         return getattr(self, "_dropout_mask", None)
 
-    def get_recurrent_dropout_mask(self, state):
+    def get_recurrent_dropout_mask(self, state: Tensor) -> Tensor | None:
         """The recurrent dropout mask for this sequence (created on first use).
 
         Args:
@@ -68,7 +77,7 @@ class DropoutMasks:
             self._recurrent_dropout_mask = self._create_dropout_mask(state, self.recurrent_dropout)
         return getattr(self, "_recurrent_dropout_mask", None)
 
-    def get_recurrent_kernel_mask(self):
+    def get_recurrent_kernel_mask(self) -> Tensor | None:
         """The DropConnect mask of `recurrent_kernel` for this sequence
         (created on first use): one mask for every row and step, so fused
         kernels run it, as AWD-LSTM's weight drop.
@@ -85,17 +94,17 @@ class DropoutMasks:
             )
         return getattr(self, "_recurrent_kernel_mask", None)
 
-    def reset_dropout_mask(self):
+    def reset_dropout_mask(self) -> None:
         """Forget the input dropout mask, so the next sequence draws a new one."""
         self._dropout_mask = None
 
-    def reset_recurrent_dropout_mask(self):
+    def reset_recurrent_dropout_mask(self) -> None:
         """Forget the recurrent dropout and DropConnect masks."""
         self._recurrent_dropout_mask = None
         self._recurrent_kernel_mask = None
 
 
-def per_gate(mask, gates: int):
+def per_gate(mask: Tensor | None, gates: int):
     """A dropout mask as one entry per gate (`None` entries when absent)."""
     if mask is None:
         return [None] * gates
@@ -104,7 +113,7 @@ def per_gate(mask, gates: int):
     return [mask] * gates
 
 
-def apply_mask(x, mask):
+def apply_mask(x: Tensor, mask: Tensor | None):
     return x if mask is None else x * mask
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from keras import ops
 
 from keras_rnnx.cells.base import BuiltinCell, named_arguments
 from keras_rnnx.cells.dropout import apply_mask
 from keras_rnnx.cells.registry import register_cell
+from keras_rnnx.types import Activation, Constraint, Initializer, Regularizer, Structure
 
 
 @register_cell
@@ -61,38 +64,40 @@ class GRUCell(BuiltinCell):
     """
 
     gates = 3
-    extra_options = ("recurrent_activation", "reset_after")
+    extra_options: tuple[str, ...] = ("recurrent_activation", "reset_after")
 
     def __init__(
         self,
-        units,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        reset_after=True,
-        seed=None,
+        units: int,
+        activation: Activation = "tanh",
+        recurrent_activation: Activation = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Initializer = "glorot_uniform",
+        recurrent_initializer: Initializer = "orthogonal",
+        bias_initializer: Initializer = "zeros",
+        kernel_regularizer: Regularizer = None,
+        recurrent_regularizer: Regularizer = None,
+        bias_regularizer: Regularizer = None,
+        kernel_constraint: Constraint = None,
+        recurrent_constraint: Constraint = None,
+        bias_constraint: Constraint = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        reset_after: bool = True,
+        seed: int | None = None,
         *,
-        recurrent_kernel_dropout=0.0,
-        **kwargs,
+        recurrent_kernel_dropout: float = 0.0,
+        **kwargs: Any,
     ):
         super().__init__(**named_arguments(locals()))
         self.state_size = units
 
-    def bias_shape(self):
+    def bias_shape(self) -> tuple[int, ...]:
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
-    def call(self, inputs, states, training=False):
+    def call(
+        self, inputs: Structure, states: Structure, training: bool | None = False
+    ) -> Structure:
         nested = isinstance(states, (list, tuple))
         h_tm1 = states[0] if nested else states
         units = self.units

@@ -4,6 +4,8 @@ options; `LayerNormGRUCell` applies the same rule to Keras's GRU."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -11,6 +13,7 @@ from keras_rnnx.cells.dropout import apply_mask
 from keras_rnnx.cells.gru import GRUCell
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.cells.registry import register_cell
+from keras_rnnx.types import Initializer, Structure
 
 
 class NormOptions:
@@ -18,15 +21,16 @@ class NormOptions:
     in a cell's bases, before the cell it normalises."""
 
     norm_options = ("norm_gamma_initializer", "norm_beta_initializer", "norm_epsilon")
+    _set_option: Any  # the normalised cell's (`Options`)
 
     def __init__(
         self,
-        units,
+        units: int,
         *,
-        norm_gamma_initializer="ones",
-        norm_beta_initializer="zeros",
-        norm_epsilon=1e-3,
-        **kwargs,
+        norm_gamma_initializer: Initializer = "ones",
+        norm_beta_initializer: Initializer = "zeros",
+        norm_epsilon: float = 1e-3,
+        **kwargs: Any,
     ):
         epsilon = norm_epsilon
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon <= 0:
@@ -34,7 +38,7 @@ class NormOptions:
                 "Expected `norm_epsilon` to be a positive float. "
                 f"Received: norm_epsilon={epsilon!r}"
             )
-        super().__init__(units, **kwargs)
+        super().__init__(units, **kwargs)  # type: ignore[call-arg]  # the cell after this mixin
         self._set_option("norm_gamma_initializer", norm_gamma_initializer)
         self._set_option("norm_beta_initializer", norm_beta_initializer)
         self.norm_epsilon = float(epsilon)
@@ -96,9 +100,9 @@ class LayerNormLSTMCell(NormOptions, LSTMCell):
         [(2, 4), (2, 4), (2, 4)]
     """
 
-    extra_options = LSTMCell.extra_options + NormOptions.norm_options
+    extra_options: tuple[str, ...] = LSTMCell.extra_options + NormOptions.norm_options
 
-    def __init__(self, units, **kwargs):
+    def __init__(self, units: int, **kwargs: Any):
         if kwargs.get("proj_size") is not None:
             raise ValueError(
                 "A layer-normalised LSTM has no projection. "
@@ -106,13 +110,15 @@ class LayerNormLSTMCell(NormOptions, LSTMCell):
             )
         super().__init__(units, **kwargs)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Structure) -> None:
         super().build(input_shape)
         self.kernel_norm = self._norm("kernel_norm", 4 * self.units)
         self.recurrent_norm = self._norm("recurrent_norm", 4 * self.units)
         self.state_norm = self._norm("state_norm", self.units)
 
-    def call(self, inputs, states, training=False):
+    def call(
+        self, inputs: Structure, states: Structure, training: bool | None = False
+    ) -> Structure:
         h_tm1, c_tm1 = states[0], states[1]
         dp, rdp = self.masks(inputs, h_tm1, training)
         z = self.kernel_norm(ops.matmul(apply_mask(inputs, dp[0]), self.kernel))
@@ -167,9 +173,9 @@ class LayerNormGRUCell(NormOptions, GRUCell):
         (2, 3, 4)
     """
 
-    extra_options = GRUCell.extra_options + NormOptions.norm_options
+    extra_options: tuple[str, ...] = GRUCell.extra_options + NormOptions.norm_options
 
-    def __init__(self, units, *, reset_after=True, **kwargs):
+    def __init__(self, units: int, *, reset_after: bool = True, **kwargs: Any):
         if reset_after is not True:
             raise ValueError(
                 "A layer-normalised GRU normalises the recurrent projection before the "
@@ -177,12 +183,14 @@ class LayerNormGRUCell(NormOptions, GRUCell):
             )
         super().__init__(units, reset_after=True, **kwargs)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Structure) -> None:
         super().build(input_shape)
         self.kernel_norm = self._norm("kernel_norm", 3 * self.units)
         self.recurrent_norm = self._norm("recurrent_norm", 3 * self.units)
 
-    def call(self, inputs, states, training=False):
+    def call(
+        self, inputs: Structure, states: Structure, training: bool | None = False
+    ) -> Structure:
         nested = isinstance(states, (list, tuple))
         h_tm1 = states[0] if nested else states
         dp, rdp = self.masks(inputs, h_tm1, training)

@@ -9,10 +9,13 @@ these cells also run in any loop, stream and carry state like other cells.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
 
 from keras_rnnx.cells.base import Options, ZeroStates
+from keras_rnnx.types import Config, Structure, Tensor
 
 
 class LinearRecurrentCell(keras.layers.Layer, Options, ZeroStates):
@@ -61,9 +64,9 @@ class LinearRecurrentCell(keras.layers.Layer, Options, ZeroStates):
     """
 
     log_space = False
-    options = ("units",)
+    options: tuple[str, ...] = ("units",)
 
-    def __init__(self, units, **kwargs):
+    def __init__(self, units: int, **kwargs: Any):
         if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
             raise ValueError(
                 f"Expected `units` to be a positive integer. Received: units={units!r}"
@@ -72,14 +75,14 @@ class LinearRecurrentCell(keras.layers.Layer, Options, ZeroStates):
         self.units = units
 
     @property
-    def state_size(self):
+    def state_size(self) -> Any:
         return self.units
 
     @property
-    def output_size(self):
+    def output_size(self) -> Any:
         return self.units
 
-    def coefficients(self, inputs):
+    def coefficients(self, inputs: Structure) -> tuple[Tensor, Tensor]:
         """`(a, b)` (or `(log a, log b)` in log space) for `inputs`.
 
         Args:
@@ -91,19 +94,19 @@ class LinearRecurrentCell(keras.layers.Layer, Options, ZeroStates):
         """
         raise NotImplementedError
 
-    def readout(self, h, inputs):
+    def readout(self, h: Tensor, inputs: Structure) -> Tensor:
         """The output from the state `h` and the step's `inputs` (any leading shape)."""
         return h
 
-    def multiply(self, a, h):
+    def multiply(self, a: Tensor, h: Tensor) -> Tensor:
         """`a * h` for a coefficient `a` and a state (or coefficient) `h`."""
         return a * h
 
-    def one(self, a):
+    def one(self, a: Tensor) -> Tensor:
         """The coefficient that leaves a state as it is, shaped as `a`."""
         return ops.ones_like(a)
 
-    def call(self, inputs, states):
+    def call(self, inputs: Structure, states: Structure) -> Structure:
         h_tm1 = states[0] if isinstance(states, (list, tuple)) else states
         a, b = self.coefficients(inputs)
         if self.log_space:
@@ -111,5 +114,5 @@ class LinearRecurrentCell(keras.layers.Layer, Options, ZeroStates):
         h = self.multiply(a, h_tm1) + b
         return self.readout(h, inputs), [h]
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), **self.options_config()}

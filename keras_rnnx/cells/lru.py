@@ -4,12 +4,14 @@ Neural Networks for Long Sequences")."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import keras
 from keras import ops
 
 from keras_rnnx.cells.linear import LinearRecurrentCell
 from keras_rnnx.cells.registry import register_cell
+from keras_rnnx.types import Structure, Tensor
 
 
 def _halves(x):
@@ -60,7 +62,15 @@ class LRUCell(LinearRecurrentCell):
 
     options = ("units", "r_min", "r_max", "max_phase")
 
-    def __init__(self, units, *, r_min=0.0, r_max=1.0, max_phase=2 * math.pi, **kwargs):
+    def __init__(
+        self,
+        units: int,
+        *,
+        r_min: float = 0.0,
+        r_max: float = 1.0,
+        max_phase: float = 2 * math.pi,
+        **kwargs: Any,
+    ):
         super().__init__(units, **kwargs)
         numbers = (r_min, r_max, max_phase)
         if not all(
@@ -74,14 +84,14 @@ class LRUCell(LinearRecurrentCell):
         self.features = None
 
     @property
-    def state_size(self):
+    def state_size(self) -> Any:
         return 2 * self.units
 
     @property
-    def output_size(self):
+    def output_size(self) -> Any:
         return self.features if self.features is not None else (None,)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Structure) -> None:
         self.features = features = input_shape[-1]
         units = self.units
         r_min, r_max, max_phase = self.r_min, self.r_max, self.max_phase
@@ -118,7 +128,7 @@ class LRUCell(LinearRecurrentCell):
             shape=(features,), name="skip", initializer=keras.initializers.RandomNormal()
         )
 
-    def coefficients(self, inputs):
+    def coefficients(self, inputs: Structure) -> tuple[Tensor, Tensor]:
         magnitude = ops.exp(-ops.exp(self.nu_log))
         phase = ops.exp(self.theta_log)
         a = ops.concatenate([magnitude * ops.cos(phase), magnitude * ops.sin(phase)])
@@ -126,14 +136,14 @@ class LRUCell(LinearRecurrentCell):
         b = ops.matmul(inputs, self.kernel) * ops.concatenate([gamma, gamma])
         return ops.broadcast_to(ops.cast(a, b.dtype), ops.shape(b)), b
 
-    def multiply(self, a, h):
+    def multiply(self, a: Tensor, h: Tensor) -> Tensor:
         a_re, a_im = _halves(a)
         h_re, h_im = _halves(h)
         return ops.concatenate([a_re * h_re - a_im * h_im, a_re * h_im + a_im * h_re], axis=-1)
 
-    def one(self, a):
+    def one(self, a: Tensor) -> Tensor:
         ones = ops.ones_like(_halves(a)[0])
         return ops.concatenate([ones, ops.zeros_like(ones)], axis=-1)
 
-    def readout(self, h, inputs):
+    def readout(self, h: Tensor, inputs: Structure) -> Tensor:
         return ops.matmul(h, self.output_kernel) + self.skip * inputs

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
 
 from keras_rnnx.cells.base import BuiltinCell, named_arguments
 from keras_rnnx.cells.dropout import apply_mask
 from keras_rnnx.cells.registry import register_cell
+from keras_rnnx.types import Activation, Cell, Constraint, Initializer, Regularizer, Structure
 
 
 @register_cell
@@ -74,32 +77,32 @@ class LSTMCell(BuiltinCell):
     """
 
     gates = 4
-    extra_options = ("recurrent_activation", "unit_forget_bias")
+    extra_options: tuple[str, ...] = ("recurrent_activation", "unit_forget_bias")
     own_options = {**BuiltinCell.own_options, "proj_size": None}
 
     def __init__(
         self,
-        units,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        unit_forget_bias=True,
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        seed=None,
+        units: int,
+        activation: Activation = "tanh",
+        recurrent_activation: Activation = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Initializer = "glorot_uniform",
+        recurrent_initializer: Initializer = "orthogonal",
+        bias_initializer: Initializer = "zeros",
+        unit_forget_bias: bool = True,
+        kernel_regularizer: Regularizer = None,
+        recurrent_regularizer: Regularizer = None,
+        bias_regularizer: Regularizer = None,
+        kernel_constraint: Constraint = None,
+        recurrent_constraint: Constraint = None,
+        bias_constraint: Constraint = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
         *,
-        recurrent_kernel_dropout=0.0,
-        proj_size=None,
-        **kwargs,
+        recurrent_kernel_dropout: float = 0.0,
+        proj_size: int | None = None,
+        **kwargs: Any,
     ):
         arguments = named_arguments(locals())
         if proj_size is not None and (
@@ -116,10 +119,10 @@ class LSTMCell(BuiltinCell):
         self.state_size = [self.output_size, units]
 
     @property
-    def output_size(self):
+    def output_size(self) -> Any:
         return self.proj_size or self.units
 
-    def build(self, input_shape):
+    def build(self, input_shape: Structure) -> None:
         super().build(input_shape)
         # Made last, so that a cell without one makes Keras's weights in
         # Keras's order.
@@ -133,10 +136,12 @@ class LSTMCell(BuiltinCell):
                 constraint=self.kernel_constraint,
             )
 
-    def bias_initializer_fn(self):
+    def bias_initializer_fn(self) -> Initializer:
         return forget_bias_initializer(self)
 
-    def call(self, inputs, states, training=False):
+    def call(
+        self, inputs: Structure, states: Structure, training: bool | None = False
+    ) -> Structure:
         h_tm1, c_tm1 = states[0], states[1]
         dp, rdp = self.masks(inputs, h_tm1, training)
         recurrent_kernel = self.recurrent_weights(training)
@@ -165,7 +170,7 @@ class LSTMCell(BuiltinCell):
         return h, [h, c]
 
 
-def forget_bias_initializer(cell):
+def forget_bias_initializer(cell: Cell):
     """The bias initializer of an LSTM-like cell (gates i, f, c, o of `cell.units`
     each): `cell.bias_initializer`, with ones for the forget gate when
     `cell.unit_forget_bias`, as Keras's LSTM and ConvLSTM cells."""

@@ -6,18 +6,21 @@ Their gates depend on the input alone, so the state is a linear recurrence
 
 from __future__ import annotations
 
+from typing import Any
+
 from keras import ops
 
 from keras_rnnx.cells.linear import LinearRecurrentCell
 from keras_rnnx.cells.registry import register_cell
+from keras_rnnx.types import Constraint, Initializer, Regularizer, Structure, Tensor
 
 
-def g(x):
+def g(x: Tensor):
     """The paper's positive candidate activation: `x + 0.5` for `x >= 0`, else `σ(x)`."""
     return ops.where(x >= 0, ops.relu(x) + 0.5, ops.sigmoid(x))
 
 
-def log_g(x):
+def log_g(x: Tensor):
     """`log(g(x))`, computed stably."""
     return ops.where(x >= 0, ops.log(ops.relu(x) + 0.5), ops.log_sigmoid(x))
 
@@ -41,17 +44,17 @@ class ProjectedCell(LinearRecurrentCell):
 
     def __init__(
         self,
-        units,
+        units: int,
         *,
-        log_space=False,
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        bias_regularizer=None,
-        kernel_constraint=None,
-        bias_constraint=None,
-        **kwargs,
+        log_space: bool = False,
+        use_bias: bool = True,
+        kernel_initializer: Initializer = "glorot_uniform",
+        bias_initializer: Initializer = "zeros",
+        kernel_regularizer: Regularizer = None,
+        bias_regularizer: Regularizer = None,
+        kernel_constraint: Constraint = None,
+        bias_constraint: Constraint = None,
+        **kwargs: Any,
     ):
         super().__init__(units, **kwargs)
         if not isinstance(log_space, bool):
@@ -70,7 +73,7 @@ class ProjectedCell(LinearRecurrentCell):
         ):
             self._set_option(name, value)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Structure) -> None:
         width = self.blocks * self.units
         self.kernel = self.add_weight(
             shape=(input_shape[-1], width),
@@ -89,7 +92,7 @@ class ProjectedCell(LinearRecurrentCell):
                 constraint=self.bias_constraint,
             )
 
-    def projections(self, inputs):
+    def projections(self, inputs: Structure) -> list[Tensor]:
         z = ops.matmul(inputs, self.kernel)
         if self.bias is not None:
             z = z + self.bias
@@ -137,7 +140,7 @@ class MinGRUCell(ProjectedCell):
 
     blocks = 2
 
-    def coefficients(self, inputs):
+    def coefficients(self, inputs: Structure) -> tuple[Tensor, Tensor]:
         k, candidate = self.projections(inputs)
         if self.log_space:
             return ops.log_sigmoid(-k), ops.log_sigmoid(k) + log_g(candidate)
@@ -168,7 +171,7 @@ class MinLSTMCell(ProjectedCell):
 
     blocks = 3
 
-    def coefficients(self, inputs):
+    def coefficients(self, inputs: Structure) -> tuple[Tensor, Tensor]:
         k_f, k_i, candidate = self.projections(inputs)
         # log(i / f), from log σ(k) = -softplus(-k).
         ratio = ops.log_sigmoid(k_i) - ops.log_sigmoid(k_f)

@@ -10,6 +10,8 @@ plugin that fails to load gives a warning that names it and is skipped.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from keras_rnnx.plugins import load_entry_points
@@ -20,7 +22,7 @@ _CELLS: dict[str, type] = {}
 _discovered = False
 
 
-def register_cell(cls=None, *, package: str = "keras_rnnx", name: str | None = None):
+def register_cell(cls=None, *, package: str = "keras_rnnx", name: str | None = None) -> Any:
     """Register a cell class for Keras serialization and in the cell registry.
 
     Use as `@register_cell` or `@register_cell(package="my_pkg")`.

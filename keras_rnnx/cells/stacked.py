@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from keras_rnnx.cells.base import accepts_training, initial_state, output_shapes, state_shapes
 from keras_rnnx.cells.registry import register_cell
 from keras_rnnx.saving import deserialize_part
+from keras_rnnx.types import Cell, Config, Structure, Tensor
 
 
 @register_cell
@@ -38,7 +41,7 @@ class StackedRNNCells(keras.layers.Layer):
         (2, 4)
     """
 
-    def __init__(self, cells, **kwargs):
+    def __init__(self, cells: list[Cell], **kwargs: Any):
         super().__init__(**kwargs)
         for cell in cells:
             if not callable(getattr(cell, "call", None)):
@@ -54,20 +57,20 @@ class StackedRNNCells(keras.layers.Layer):
         self.cells = list(cells)
 
     @property
-    def state_size(self):
+    def state_size(self) -> Any:
         return [
             list(c.state_size) if isinstance(c.state_size, tuple) else c.state_size
             for c in self.cells
         ]
 
     @property
-    def output_size(self):
+    def output_size(self) -> Any:
         last = self.cells[-1]
         if getattr(last, "output_size", None) is not None:
             return last.output_size
         return keras.tree.flatten(state_shapes(last))[0].dims
 
-    def get_initial_state(self, batch_size=None):
+    def get_initial_state(self, batch_size: int | Tensor = None) -> list[Tensor]:
         """One list of initial states per cell.
 
         Args:
@@ -78,7 +81,7 @@ class StackedRNNCells(keras.layers.Layer):
         """
         return [initial_state(c, batch_size, self.compute_dtype) for c in self.cells]
 
-    def build(self, input_shape):
+    def build(self, input_shape: Structure) -> None:
         batch = keras.tree.flatten(input_shape)[0]
         for cell in self.cells:
             if isinstance(cell, keras.layers.Layer) and not cell.built:
@@ -86,7 +89,9 @@ class StackedRNNCells(keras.layers.Layer):
             out = keras.tree.flatten(output_shapes(cell))[0]
             input_shape = (batch, *out.dims)
 
-    def call(self, inputs, states, training=False):
+    def call(
+        self, inputs: Structure, states: Structure, training: bool | None = False
+    ) -> Structure:
         new_states = []
         for cell, cell_states in zip(self.cells, states):
             was_list = isinstance(cell_states, (list, tuple))
@@ -98,12 +103,12 @@ class StackedRNNCells(keras.layers.Layer):
             new_states.append(cell_states)
         return inputs, new_states
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cells = [keras.saving.serialize_keras_object(c) for c in self.cells]
         return {**super().get_config(), "cells": cells}
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(cls, config: Config, custom_objects: dict | None = None) -> Any:
         config = dict(config)
         cells = [deserialize_part(c, config["name"], custom_objects) for c in config.pop("cells")]
         return cls(cells, **config)

@@ -8,6 +8,8 @@ states are the initial ones.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -34,13 +36,17 @@ class EmptyKernel:
     """Runs sequences with no rows or no steps, as the module docstring says.
 
     Not registered: selection runs it for every empty call before asking
-    the registered kernels, which then need not handle empty sequences; so
-    it has only what selection reads, a name and `run`.
+    the registered kernels, which then need not handle empty sequences.
     """
 
     name = "empty"
+    priority = 0  # never ranked: selection asks it first
+    fused = True  # an empty call runs no loop, so `use_cudnn=True` holds
 
-    def run(self, call: RecurrentCall):
+    def why_not(self, call: RecurrentCall) -> str | None:
+        return None if is_empty(call) else "the sequences have rows and steps"
+
+    def run(self, call: RecurrentCall) -> tuple[Any, Any, Any]:
         return empty_result(call)
 
 

@@ -13,6 +13,7 @@ once for any input too, and counts as an export.
 from __future__ import annotations
 
 import sys
+from types import FrameType
 
 import keras
 
@@ -52,7 +53,7 @@ def exporting() -> str | None:
 
 def _keras_export_on_stack() -> str | None:
     fmt = None
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
         if module.startswith(_EXPORTERS):

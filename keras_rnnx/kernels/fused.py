@@ -20,13 +20,16 @@ import keras
 from keras import ops
 
 from keras_rnnx.cells.stacked import StackedRNNCells
-from keras_rnnx.kernels.registry import RecurrentCall
-from keras_rnnx.kernels.specs import MODES, find_spec, fused_spec
+from keras_rnnx.kernels.registry import Kernel, RecurrentCall
+from keras_rnnx.kernels.specs import MODES, find_spec, fused_spec, spec_of
+from keras_rnnx.types import Cell, Structure, Tensor
 
 FLOATS = ("float32", "float64", "bfloat16", "float16")
 
 
-def why_not_fused(call: RecurrentCall, modes=MODES, dtypes=FLOATS, projects=False):
+def why_not_fused(
+    call: RecurrentCall, modes: tuple[str, ...] = MODES, dtypes=FLOATS, projects=False
+):
     """The reason a fused kernel that runs `modes` cannot run `call`'s cell,
     or None.
 
@@ -37,7 +40,7 @@ def why_not_fused(call: RecurrentCall, modes=MODES, dtypes=FLOATS, projects=Fals
     """
     for cell in fused_layers(call.cell):
         spec, reason = find_spec(cell, modes)
-        if reason is not None:
+        if spec is None:
             return reason
         if not projects and spec.projects(cell):
             return "proj_size is set: this vendor's LSTM has no projection"
@@ -66,7 +69,7 @@ def why_not_exported(call: RecurrentCall) -> str | None:
     return None
 
 
-def fused_layers(cell) -> list:
+def fused_layers(cell: Cell) -> list:
     """The cells a fused kernel runs one after another: `cell`, or a stack's
     cells in order (nested stacks flattened)."""
     if isinstance(cell, StackedRNNCells):
@@ -74,7 +77,7 @@ def fused_layers(cell) -> list:
     return [cell]
 
 
-def why_not_one_call(kernel, forward: RecurrentCall, backward: RecurrentCall) -> str | None:
+def why_not_one_call(kernel: Kernel, forward: RecurrentCall, backward: RecurrentCall) -> str | None:
     """The reason `kernel` cannot run a `Bidirectional`'s two directions as one
     bidirectional call, or None (masks are each kernel's own business)."""
     if forward.go_backwards or not backward.go_backwards:
@@ -105,7 +108,7 @@ def _one_call_options(cell):
     )
 
 
-def dropped_inputs(call: RecurrentCall, x=None, cell=None):
+def dropped_inputs(call: RecurrentCall, x: Tensor = None, cell: Cell = None):
     """`x` (default: the call's single input) with `cell`'s (default: the
     call's cell's) input dropout mask applied in training: a fused kernel runs
     one mask for the whole sequence, as Keras's cell does."""
@@ -116,12 +119,12 @@ def dropped_inputs(call: RecurrentCall, x=None, cell=None):
     return x
 
 
-def cell_masks(call: RecurrentCall, cell):
+def cell_masks(call: RecurrentCall, cell: Cell):
     """`cell`'s `CellMasks` in `call.dropout_masks`, or None."""
     return next((m for m in call.dropout_masks if m.cell is cell), None)
 
 
-def keep_initial_where_empty(lengths, state, initial):
+def keep_initial_where_empty(lengths: Tensor, state: Tensor, initial):
     """`state` for rows with a valid step, `initial` for rows with none (which
     a fused kernel ran for one step, as cuDNN wants at least one)."""
     return ops.where((lengths > 0)[:, None], state, initial)
@@ -144,7 +147,9 @@ def _gather_steps(x, index, exporting=False):
     return ops.reshape(steps, (batch, ops.shape(index)[1], features))
 
 
-def valid_steps_first(x, mask, go_backwards, sort=True, exporting=False):
+def valid_steps_first(
+    x: Tensor, mask: Tensor | None, go_backwards: bool, sort=True, exporting=False
+):
     """`(x, counts)`: `x` in processing order (`go_backwards` reverses it) with
     each row's valid steps first and its masked steps after them, and
     `counts[b, t]`, how many valid steps row `b` has run by step `t` of its
@@ -175,14 +180,14 @@ def valid_steps_first(x, mask, go_backwards, sort=True, exporting=False):
     return _gather_steps(x, order, exporting), counts
 
 
-def last_valid(y, lengths, h0, exporting=False):
+def last_valid(y, lengths: Tensor, h0: Tensor, exporting=False):
     """Each row's output at its last valid step of right-padded `y`, or `h0`
     for a row with none."""
     last = _gather_steps(y, ops.maximum(lengths - 1, 0)[:, None], exporting)[:, 0]
     return keep_initial_where_empty(lengths, last, h0)
 
 
-def masked_outputs(y, counts, zero_output_for_mask, exporting=False):
+def masked_outputs(y, counts, zero_output_for_mask: bool, exporting=False):
     """The reference loop's outputs, from a run of the valid steps.
 
     `y` holds each row's outputs for its valid steps first, and `counts` says
@@ -195,7 +200,7 @@ def masked_outputs(y, counts, zero_output_for_mask, exporting=False):
     return ops.where(shown[..., None], y, ops.zeros_like(y))
 
 
-def last_output(last, counts, zero_output_for_mask):
+def last_output(last, counts, zero_output_for_mask: bool):
     """`masked_outputs(...)[:, -1]`, the last step's output, from `last`,
     each row's output at its last valid step (as `last_valid` gives it):
     zeros for a row with none, or when its last step is masked and
@@ -210,7 +215,7 @@ def _valid_steps(counts):
     return counts > previous
 
 
-def in_vendor_dtype(x, states, dtypes):
+def in_vendor_dtype(x: Tensor, states: Structure, dtypes):
     """`(x, states, compute dtype)`: `x` and `states` in float32 unless their
     dtype is one of `dtypes`, those a vendor op takes."""
     compute = keras.backend.standardize_dtype(x.dtype)
@@ -254,7 +259,7 @@ def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
         lengths = counts[:, -1]
     final = []
     for k, cell in enumerate(cells):
-        spec = fused_spec(cell)
+        spec = spec_of(cell)
         states, flat_states = _split(flat_states, spec.states)
         if k > 0:
             x = dropped_inputs(call, x, cell)

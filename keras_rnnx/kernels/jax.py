@@ -26,6 +26,8 @@ final states, `fit`) matched the reference loop.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import keras
 from jax import numpy as jnp
@@ -40,7 +42,8 @@ from keras_rnnx.kernels.fused import (
     why_not_one_call,
 )
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
-from keras_rnnx.kernels.specs import fused_spec
+from keras_rnnx.kernels.specs import spec_of
+from keras_rnnx.types import Tensor
 
 WRONG_GRADIENTS = (
     "a mask with zero_output_for_mask (cuDNN's input gradients came out wrong here under "
@@ -52,7 +55,17 @@ def on_gpu() -> bool:
     return jax.default_backend() in ("gpu", "cuda")
 
 
-def cudnn_lstm(x, h0, c0, weights, seq_lengths, *, input_size, hidden_size, bidirectional):
+def cudnn_lstm(
+    x: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    weights: Any,
+    seq_lengths,
+    *,
+    input_size,
+    hidden_size,
+    bidirectional,
+):
     """One cuDNN LSTM layer, batch-major (a seam for tests)."""
     return rnn.lstm(
         x,
@@ -72,7 +85,7 @@ MODES = ("lstm",)  # all that `jax.experimental.rnn` runs
 DTYPES = ("float32",)  # the others run in float32, cast back
 
 
-def cudnn_weights(*directions):
+def cudnn_weights(*directions: Any):
     """Vendor-layout weights (one `[w_ih, w_hh, b_ih, b_hh]` per direction)
     as cuDNN's flat vector: every direction's matrices, then every
     direction's biases."""
@@ -138,7 +151,7 @@ class JaxCudnnLstmKernel:
             jnp.stack([hf, hb]),
             jnp.stack([cf, cb]),
             cudnn_weights(
-                *(fused_spec(d.cell).vendor_weights(d.cell, "float32") for d in (forward, backward))
+                *(spec_of(d.cell).vendor_weights(d.cell, "float32") for d in (forward, backward))
             ),
             jnp.full((x.shape[0],), x.shape[1], "int32"),
             input_size=x.shape[-1],

@@ -18,6 +18,7 @@ from keras import ops
 
 from keras_rnnx.cells.base import accepts_training, output_shapes, zeros_for
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
+from keras_rnnx.types import Cell
 
 
 def _where(mask_t, new, old):
@@ -26,7 +27,7 @@ def _where(mask_t, new, old):
     return ops.where(m, new, old)
 
 
-def check_structure(expected, received, what, cell):
+def check_structure(expected, received, what, cell: Cell):
     if len(keras.tree.flatten(expected)) != len(keras.tree.flatten(received)):
         raise ValueError(
             f"The cell {cell.name!r} returned {what} that do not match its "

@@ -8,6 +8,7 @@ cannot. `kernels/selection.py` picks the kernel that runs it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import warnings
@@ -98,7 +99,7 @@ class RecurrentCall:
     reset: Any = None
     reset_states: Any = None
 
-    def dropout_on_cells(self):
+    def dropout_on_cells(self) -> contextlib.AbstractContextManager[None]:
         """A context in which the cells' own `get_dropout_mask` and
         `get_recurrent_dropout_mask` return `dropout_masks`: a kernel that
         runs `cell.call` step by step runs its loop inside it."""
@@ -259,7 +260,7 @@ def discover(force: bool = False) -> None:
         return
     _discovered = True
     for _, loaded in load_entry_points(ENTRY_POINT_GROUP):
-        kernel = loaded() if isinstance(loaded, type) else loaded
+        kernel: Any = loaded() if isinstance(loaded, type) else loaded
         if kernel not in _KERNELS:
             register_kernel(kernel)
 

@@ -20,6 +20,7 @@ from keras import ops
 
 from keras_rnnx.cells.linear import LinearRecurrentCell
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
+from keras_rnnx.types import Structure, Tensor
 
 # log(0) for the identity pair in log space: finite, so that gradients stay
 # finite, and far below any float's smallest exponent (also float16's).
@@ -59,7 +60,7 @@ class Recurrence:
         """The same in log space: `log h_t = logaddexp(log a_t + log h_{t-1}, log b_t)`."""
         return cls(lambda a, h, b: ops.logaddexp(a + h, b), lambda a1, a2: a1 + a2)
 
-    def states(self, a, b, h0):
+    def states(self, a: Tensor, b, h0: Tensor) -> Structure | None:
         """Every `h_t` from `h0` (time on axis 1 of `a` and `b`)."""
         if keras.backend.backend() == "jax":
             # lax.associative_scan: log-depth, which XLA compiles well.

@@ -12,6 +12,7 @@ import dataclasses
 
 from keras_rnnx.kernels.empty import EMPTY, is_empty
 from keras_rnnx.kernels.registry import Kernel, RecurrentCall, registered_kernels
+from keras_rnnx.types import UseCudnn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Selection:
         return "\n".join(lines)
 
 
-def candidates(use_cudnn) -> tuple[list[Kernel], list[tuple[str, str]]]:
+def candidates(use_cudnn: UseCudnn) -> tuple[list[Kernel], list[tuple[str, str]]]:
     """The kernels selection may try for a layer's `use_cudnn`, best first,
     and `(name, reason)` for those it filters out that would rank above them.
 
@@ -124,14 +125,14 @@ def select_bidirectional(
         reason = "a per-sample reset: each direction runs its own segments"
         return None, Selection(None, (("one-call bidirectional", reason),), forward.exporting)
     one_call = {k.name for k in registered_kernels() if hasattr(k, "run_bidirectional")}
-    use_cudnn = False if False in (forward.use_cudnn, backward.use_cudnn) else "auto"
+    use_cudnn: UseCudnn = False if False in (forward.use_cudnn, backward.use_cudnn) else "auto"
     kernels, filtered = candidates(use_cudnn)
     passed_over = [(f"{n}-bidirectional", r) for n, r in filtered if n in one_call]
     for kernel in kernels:
         if kernel.name not in one_call:
             continue
         name = f"{kernel.name}-bidirectional"
-        reason = kernel.why_not_bidirectional(forward, backward)
+        reason = kernel.why_not_bidirectional(forward, backward)  # type: ignore[attr-defined]
         if reason is None:
             return kernel, Selection(name, tuple(passed_over), forward.exporting)
         passed_over.append((name, reason))

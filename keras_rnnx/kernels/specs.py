@@ -26,6 +26,7 @@ from keras import ops
 from keras_rnnx.cells.gru import GRUCell
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
+from keras_rnnx.types import Cell, Tensor
 
 # The vendor modes, with their gate blocks and states per unit.
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
@@ -95,7 +96,7 @@ class FusedSpec:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     projection: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(
                 f"Expected `mode` to be one of {', '.join(MODES)}. Received: mode={self.mode!r}"
@@ -125,15 +126,17 @@ class FusedSpec:
         """How many states the cell has: 2 (`h`, `c`) for LSTM, else 1."""
         return STATES[self.mode]
 
-    def fits(self, cell) -> bool:
+    def fits(self, cell: Cell) -> bool:
         """Whether `cell` has the option values these equations need."""
         return all(_is(getattr(cell, name, None), v) for name, v in self.options.items())
 
-    def projects(self, cell) -> bool:
+    def projects(self, cell: Cell) -> bool:
         """Whether `cell` projects its output (has a projection weight)."""
         return self.projection is not None and getattr(cell, self.projection, None) is not None
 
-    def vendor_weights(self, cell, dtype=None, recurrent_kernel_mask=None):
+    def vendor_weights(
+        self, cell: Cell, dtype: Any = None, recurrent_kernel_mask: Tensor | None = None
+    ) -> list[Tensor | None]:
         """`[w_ih, w_hh, b_ih, b_hh]` of `cell` in the vendor layout (see the
         module docstring), differentiable, cast to `dtype`; the biases are
         `None` when the cell has no bias. `recurrent_kernel_mask` (DropConnect,
@@ -158,17 +161,17 @@ class FusedSpec:
         else:
             bias = self._blocks(bias, block)
             weights += [bias, ops.zeros_like(bias)]
-        if self.projects(cell):
+        if self.projection is not None and self.projects(cell):
             weights.append(ops.transpose(getattr(cell, self.projection)))
         dtype = dtype or kernel.dtype
         return [None if w is None else ops.cast(w, dtype) for w in weights]
 
-    def set_vendor_weights(self, cell, weights):
+    def set_vendor_weights(self, cell: Cell, weights: Any) -> None:
         """Set a built `cell`'s weights from `weights` in the vendor layout,
         the inverse of `vendor_weights`: `[w_ih, w_hh, b_ih, b_hh]` (and
         `w_hr` for a cell that projects), arrays; a bias layout `"one"` adds
         the two biases, and a cell without a bias takes `None`s."""
-        arrays = [None if w is None else np.asarray(w) for w in weights]
+        arrays: list[Any] = [None if w is None else np.asarray(w) for w in weights]
         w_ih, w_hh, b_ih, b_hh, *projection = arrays
         cell.kernel.assign(self._cell_blocks(w_ih).T)
         cell.recurrent_kernel.assign(self._cell_blocks(w_hh).T)
@@ -177,7 +180,7 @@ class FusedSpec:
                 cell.bias.assign(np.stack([self._cell_blocks(b_ih), self._cell_blocks(b_hh)]))
             else:
                 cell.bias.assign(self._cell_blocks(b_ih + b_hh))
-        if projection:
+        if projection and self.projection is not None:
             getattr(cell, self.projection).assign(projection[0].T)
 
     def _cell_blocks(self, w):
@@ -244,7 +247,7 @@ def register_fused_spec(spec: FusedSpec) -> FusedSpec:
     return spec
 
 
-def fused_spec(cell, modes=MODES) -> FusedSpec | None:
+def fused_spec(cell: Cell, modes: tuple[str, ...] = MODES) -> FusedSpec | None:
     """The spec fused kernels run `cell` by, or None if it has none.
 
     Args:
@@ -268,7 +271,19 @@ def fused_spec(cell, modes=MODES) -> FusedSpec | None:
     return spec
 
 
-def find_spec(cell, modes=MODES) -> tuple[FusedSpec | None, str | None]:
+def spec_of(cell: Cell) -> FusedSpec:
+    """The spec of a cell a fused kernel has accepted, which has one.
+
+    Raises:
+        ValueError: `cell` has none (a kernel ran a cell it should have declined).
+    """
+    spec = fused_spec(cell)
+    if spec is None:
+        raise ValueError(f"{type(cell).__name__} has no fused spec; no fused kernel runs it.")
+    return spec
+
+
+def find_spec(cell: Cell, modes: tuple[str, ...] = MODES) -> tuple[FusedSpec | None, str | None]:
     """`(spec, None)` as `fused_spec`, or `(None, the reason there is none)`."""
     ours = [s for s in _SPECS if type(cell) is s.cell and s.mode in modes]
     if not ours:
@@ -280,7 +295,7 @@ def find_spec(cell, modes=MODES) -> tuple[FusedSpec | None, str | None]:
     # Name every value some spec accepts, option by option.
     reasons = []
     for name in dict.fromkeys(n for s in ours for n in s.options):
-        allowed = []
+        allowed: list = []
         for a in (s.options[name] for s in ours if name in s.options):
             allowed += [] if any(_is(a, b) for b in allowed) else [a]
         value = getattr(cell, name, None)

@@ -16,6 +16,8 @@ dense tensor the size of `x`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import tensorflow as tf
 
@@ -26,6 +28,7 @@ from keras_rnnx.kernels.fused import (
 )
 from keras_rnnx.kernels.reference import masked_step, zero_outputs
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
+from keras_rnnx.types import Tensor
 
 
 class TensorFlowLoopKernel:
@@ -155,7 +158,7 @@ def on_gpu() -> bool:
     return bool(tf.config.list_logical_devices("GPU"))
 
 
-def cudnn_rnn(x, h0, c0, params, lengths, rnn_mode):
+def cudnn_rnn(x: Tensor, h0: Tensor, c0: Tensor, params, lengths: Tensor | None, rnn_mode):
     """One layer of `CudnnRNNV3`, batch-major, with lengths (a seam for tests).
     An LSTM projects when `h0` is narrower than `c0`.
 
@@ -177,7 +180,7 @@ def cudnn_rnn(x, h0, c0, params, lengths, rnn_mode):
     return y, h[:, 0], c[:, 0]
 
 
-def cudnn_params(weights):
+def cudnn_params(weights: Any):
     """Vendor-layout weights as cuDNN's flat vector: the spec's vendor layout
     `(w_ih, w_hh, b_ih, b_hh)` raveled (each gate's matrix transposed, input
     matrices then recurrent ones, then input and recurrent biases). A
@@ -191,7 +194,7 @@ def cudnn_params(weights):
     return tf.concat([tf.reshape(w, [-1]) for w in (w_ih, w_hh, b_ih, b_hh)], axis=0)
 
 
-def params_from_canonical(weights, biases, num_units, input_size, num_proj):
+def params_from_canonical(weights: Any, biases, num_units, input_size, num_proj):
     """`CudnnRNNCanonicalToParamsV2` for one LSTM layer (a seam for tests):
     cuDNN's flat params from its canonical weights and biases, per gate."""
     return tf.raw_ops.CudnnRNNCanonicalToParamsV2(

@@ -38,7 +38,7 @@ from keras_rnnx.kernels.fused import (
 )
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
 from keras_rnnx.kernels.segments import run_segments, why_not_segments
-from keras_rnnx.kernels.specs import fused_spec
+from keras_rnnx.kernels.specs import spec_of
 
 # The vendor call of each mode; each has a padded and a packed overload.
 _OPS = {
@@ -114,7 +114,7 @@ class TorchFusedKernel:
             torch.stack([f, b])
             for f, b in zip(keras.tree.flatten(forward.states), keras.tree.flatten(backward.states))
         ]  # (2, B, H)
-        spec = fused_spec(forward.cell)
+        spec = spec_of(forward.cell)
         weights = [spec.vendor_weights(d.cell, x.dtype) for d in (forward, backward)]
         params = _params(weights[0]) + _params(weights[1])
         x = _inductor_trains(spec, x, params)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import keras
 from keras import ops
@@ -11,6 +12,7 @@ from keras_rnnx import kernels
 from keras_rnnx.layers.keras_semantics import rnn_propagates_masks
 from keras_rnnx.layers.rnn import RNN
 from keras_rnnx.saving import deserialize_part
+from keras_rnnx.types import Config, Structure, Tensor
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -86,7 +88,14 @@ class Bidirectional(keras.layers.Layer):
         (2, 5, 8)
     """
 
-    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
+    def __init__(
+        self,
+        layer: keras.layers.Layer,
+        merge_mode: str | None = "concat",
+        weights: Any = None,
+        backward_layer: keras.layers.Layer | None = None,
+        **kwargs: Any,
+    ):
         if not isinstance(layer, keras.layers.Layer):
             raise ValueError(
                 "Please initialize `Bidirectional` layer with a `keras.layers.Layer` "
@@ -146,7 +155,7 @@ class Bidirectional(keras.layers.Layer):
         self.supports_masking = rnn_propagates_masks()
         object.__setattr__(self, "_initial_weights", weights)
 
-    def build(self, sequences_shape, initial_state_shape=None):
+    def build(self, sequences_shape: Structure, initial_state_shape: Structure = None) -> None:
         # The scope keeps weight paths under this layer when Keras builds it
         # outside its call (as when loading a file); Keras's own loses them.
         with keras.name_scope(self.name, caller=self):
@@ -159,7 +168,9 @@ class Bidirectional(keras.layers.Layer):
             self.backward_layer.set_weights(self._initial_weights[half:])
             object.__setattr__(self, "_initial_weights", None)
 
-    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+    def compute_output_shape(
+        self, sequences_shape: Structure, initial_state_shape: Structure = None
+    ) -> Structure:
         shape = self.forward_layer.compute_output_shape(sequences_shape)
         states = ()
         if self.return_state:
@@ -173,7 +184,7 @@ class Bidirectional(keras.layers.Layer):
             return (*outputs, *states, *states)
         return shape
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: Structure, mask: Tensor | None = None) -> Structure:
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         output_mask = mask if self.return_sequences else None
@@ -186,7 +197,14 @@ class Bidirectional(keras.layers.Layer):
             return output_mask + [None] * (2 * n)
         return output_mask if self.merge_mode is None else output_mask[0]
 
-    def call(self, sequences, initial_state=None, mask=None, training=None, reset=None):
+    def call(
+        self,
+        sequences: Structure,
+        initial_state: Structure | None = None,
+        mask: Tensor | None = None,
+        training: bool | None = None,
+        reset: Tensor | None = None,
+    ) -> Structure:
         forward_state = backward_state = None
         if initial_state is not None:
             if not isinstance(initial_state, (list, tuple)) or len(initial_state) % 2:
@@ -249,13 +267,13 @@ class Bidirectional(keras.layers.Layer):
         return [layer.finish_call(result) for layer, result in zip(layers, results)]
 
     @property
-    def states(self):
+    def states(self) -> Structure | None:
         """Forward then backward state variables, when stateful."""
         if self.forward_layer.states and self.backward_layer.states:
             return tuple(self.forward_layer.states) + tuple(self.backward_layer.states)
         return None
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         """Reset both directions' states.
 
         Raises:
@@ -266,11 +284,11 @@ class Bidirectional(keras.layers.Layer):
         self.forward_layer.reset_state()
         self.backward_layer.reset_state()
 
-    def reset_states(self):
+    def reset_states(self) -> None:
         """Alias of `reset_state`, as in Keras."""
         self.reset_state()
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = {
             "merge_mode": self.merge_mode,
             "layer": keras.saving.serialize_keras_object(self.forward_layer),
@@ -279,7 +297,7 @@ class Bidirectional(keras.layers.Layer):
         return {**super().get_config(), **config}
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(cls, config: Config, custom_objects: dict | None = None) -> Any:
         config = copy.deepcopy(config)
         for part in ("layer", "backward_layer"):
             if config.get(part) is not None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from keras_rnnx.layers.rnn import RNN
+from keras_rnnx.types import Cell, Config, UseCudnn
 
 
 class BuiltinRNN(RNN):
@@ -26,19 +29,19 @@ class BuiltinRNN(RNN):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         for option in _options(cls):
-            setattr(cls, option, property(lambda self, o=option: getattr(self.cell, o)))
+            setattr(cls, option, _cell_option(option))
 
     def __init__(
         self,
-        units,
+        units: int,
         *,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        use_cudnn="auto",
-        **kwargs,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        use_cudnn: UseCudnn = "auto",
+        **kwargs: Any,
     ):
         options = _options(self)
         cell_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in options}
@@ -61,11 +64,11 @@ class BuiltinRNN(RNN):
             **kwargs,
         )
 
-    def make_cell(self, units, **kwargs):
+    def make_cell(self, units: int, **kwargs: Any) -> Cell:
         """The layer's cell, from its first argument and cell options."""
         return self.cell_class(units, **kwargs)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         del config["cell"]
         cell_config = self.cell.get_config()
@@ -78,7 +81,7 @@ class BuiltinRNN(RNN):
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Config, custom_objects: dict | None = None) -> Any:
         return cls(**config)
 
 
@@ -88,3 +91,12 @@ def _options(layer):
     cell = layer.cell_class
     options = cell.options + cell.extra_options + tuple(cell.own_options)
     return tuple(o for o in options if o not in layer.fixed_options)
+
+
+def _cell_option(name: str) -> property:
+    """A read-only property: the layer's cell's option `name`, as Keras's layers have."""
+
+    def get(self: BuiltinRNN) -> Any:
+        return getattr(self.cell, name)
+
+    return property(get, doc=f"The cell's `{name}`.")

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from keras_rnnx.cells.base import named_arguments
 from keras_rnnx.cells.conv_lstm import ConvLSTMCell
 from keras_rnnx.layers.builtin_rnn import BuiltinRNN
+from keras_rnnx.types import (
+    Activation,
+    Cell,
+    Config,
+    Constraint,
+    Initializer,
+    IntOrTuple,
+    Regularizer,
+    UseCudnn,
+)
 
 
 class ConvLSTM(BuiltinRNN):
@@ -23,39 +35,39 @@ class ConvLSTM(BuiltinRNN):
 
     def __init__(
         self,
-        filters,
-        kernel_size,
-        strides=1,
-        padding="valid",
-        data_format=None,
-        dilation_rate=1,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        unit_forget_bias=True,
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        activity_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        seed=None,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
+        filters: int,
+        kernel_size: IntOrTuple,
+        strides: IntOrTuple = 1,
+        padding: str = "valid",
+        data_format: str | None = None,
+        dilation_rate: IntOrTuple = 1,
+        activation: Activation = "tanh",
+        recurrent_activation: Activation = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Initializer = "glorot_uniform",
+        recurrent_initializer: Initializer = "orthogonal",
+        bias_initializer: Initializer = "zeros",
+        unit_forget_bias: bool = True,
+        kernel_regularizer: Regularizer = None,
+        recurrent_regularizer: Regularizer = None,
+        bias_regularizer: Regularizer = None,
+        activity_regularizer: Regularizer = None,
+        kernel_constraint: Constraint = None,
+        recurrent_constraint: Constraint = None,
+        bias_constraint: Constraint = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
         *,
-        unroll=False,
-        zero_output_for_mask=False,
-        recurrent_kernel_dropout=0.0,
-        use_cudnn="auto",
-        **kwargs,
+        unroll: bool = False,
+        zero_output_for_mask: bool = False,
+        recurrent_kernel_dropout: float = 0.0,
+        use_cudnn: UseCudnn = "auto",
+        **kwargs: Any,
     ):
         if "rank" in kwargs:
             raise ValueError(
@@ -65,10 +77,10 @@ class ConvLSTM(BuiltinRNN):
         arguments = named_arguments(locals())
         super().__init__(arguments.pop("filters"), **arguments)
 
-    def make_cell(self, filters, **kwargs):
-        return ConvLSTMCell(self.rank, filters, **kwargs)
+    def make_cell(self, units: int, **kwargs: Any) -> Cell:
+        return ConvLSTMCell(self.rank, units, **kwargs)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         if config["use_cudnn"] == "auto":
             del config["use_cudnn"]  # Keras's ConvLSTM has none: its config, unless set

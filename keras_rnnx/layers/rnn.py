@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import keras
 from keras import ops
@@ -13,10 +14,12 @@ from keras_rnnx.cells.dropout import CellMasks
 from keras_rnnx.cells.stacked import StackedRNNCells
 from keras_rnnx.kernels.empty import is_empty
 from keras_rnnx.kernels.export import exporting
-from keras_rnnx.kernels.registry import logger
+from keras_rnnx.kernels.registry import Kernel, RecurrentCall, logger
+from keras_rnnx.kernels.selection import Selection
 from keras_rnnx.layers.keras_semantics import rnn_propagates_masks
 from keras_rnnx.saving import deserialize_part
 from keras_rnnx.streaming import record_final_states, streamed_states
+from keras_rnnx.types import Cell, Config, Structure, Tensor, UseCudnn
 
 USE_CUDNN_VALUES = ("auto", True, False)
 
@@ -97,19 +100,19 @@ class RNN(keras.layers.Layer):
 
     def __init__(
         self,
-        cell,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        zero_output_for_mask=False,
+        cell: Cell,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        zero_output_for_mask: bool = False,
         *,
-        use_cudnn="auto",
-        **kwargs,
+        use_cudnn: UseCudnn = "auto",
+        **kwargs: Any,
     ):
         if isinstance(cell, (list, tuple)):
-            cell = StackedRNNCells(cell)
+            cell = StackedRNNCells(list(cell))
         if not callable(getattr(cell, "call", None)):
             raise ValueError(
                 f"Argument `cell` should have a `call` method. Received: cell={cell!r}"
@@ -147,13 +150,13 @@ class RNN(keras.layers.Layer):
             object.__setattr__(self, f"_{name}", value)
 
     @property
-    def states(self):
+    def states(self) -> Structure | None:
         """The stateful layer's state variables (`None` when not stateful)."""
         return self._states
 
     @property
-    def variables(self):
-        # States are layer state, like seeds: listed here, so trainers that
+    def variables(self) -> list:
+        # States are layer state, like seeds -> list: listed here, so trainers that
         # thread state through a compiled step (JAX) carry them from batch to
         # batch, yet not among the weights, so files match Keras's.
         states = keras.tree.flatten(self._states) if self._states is not None else []
@@ -166,7 +169,9 @@ class RNN(keras.layers.Layer):
         """Per state of a template structure, in flat order: its shape, `None` for batch."""
         return [(None, *tuple(t.shape)[1:]) for t in keras.tree.flatten(structure)]
 
-    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+    def compute_output_shape(
+        self, sequences_shape: Structure, initial_state_shape: Structure = None
+    ) -> Structure:
         first = flat_shapes(sequences_shape)[0]
         batch, steps = first[0], first[1]
         lead = (batch, steps) if self.return_sequences else (batch,)
@@ -180,14 +185,14 @@ class RNN(keras.layers.Layer):
         states = keras.tree.map_structure(lambda s: s.dims, states)
         return (output, *states)
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: Structure, mask: Tensor | None = None) -> Structure:
         mask = _first_mask(mask)
         output_mask = mask if self.return_sequences else None
         if self.return_state:
             return [output_mask] + [None] * len(self.get_initial_state(1))
         return output_mask
 
-    def build(self, sequences_shape, initial_state_shape=None):
+    def build(self, sequences_shape: Structure, initial_state_shape: Structure = None) -> None:
         shapes = flat_shapes(sequences_shape)
         for shape in shapes:
             self._check_rank(shape)
@@ -227,7 +232,7 @@ class RNN(keras.layers.Layer):
 
     # ---- states -------------------------------------------------------------
 
-    def get_initial_state(self, batch_size):
+    def get_initial_state(self, batch_size: int | Tensor) -> list[Tensor]:
         """The initial states for a batch: the cell's own, or zeros.
 
         Args:
@@ -240,7 +245,7 @@ class RNN(keras.layers.Layer):
         # One level of list at the top, as Keras's RNN.
         return list(state) if isinstance(state, (list, tuple)) else [state]
 
-    def reset_state(self, states=None):
+    def reset_state(self, states: Structure = None) -> None:
         """Reset a stateful layer's states to zeros, or to `states`.
 
         Args:
@@ -262,7 +267,7 @@ class RNN(keras.layers.Layer):
         for variable, value in zip(variables, values):
             variable.assign(value)
 
-    def reset_states(self, states=None):
+    def reset_states(self, states: Structure = None) -> None:
         """Alias of `reset_state`, as in Keras."""
         self.reset_state(states)
 
@@ -338,7 +343,14 @@ class RNN(keras.layers.Layer):
             )
         return ops.cast(flags, "bool")
 
-    def call(self, sequences, initial_state=None, mask=None, training=None, reset=None):
+    def call(
+        self,
+        sequences: Structure,
+        initial_state: Structure | None = None,
+        mask: Tensor | None = None,
+        training: bool | None = None,
+        reset: Tensor | None = None,
+    ) -> Structure:
         initial_state = streamed_states(self, initial_state)
         call = self.prepare_call(sequences, initial_state, mask, training, reset)
         result = self.select_kernel(call).run(call)
@@ -348,7 +360,14 @@ class RNN(keras.layers.Layer):
     # The seam between the layer and its kernels: prepare a call, select a
     # kernel, run it, finish. `Bidirectional` drives its directions through it.
 
-    def prepare_call(self, sequences, initial_state=None, mask=None, training=None, reset=None):
+    def prepare_call(
+        self,
+        sequences: Structure,
+        initial_state: Structure | None = None,
+        mask: Tensor | None = None,
+        training: bool | None = None,
+        reset: Tensor | None = None,
+    ) -> RecurrentCall:
         """Check a call's arguments and describe it for the kernels.
 
         Draws the dropout masks for the sequence (as Keras does, in
@@ -426,7 +445,9 @@ class RNN(keras.layers.Layer):
             call.dropout_masks = _draw_dropout_masks(self.cell, flat_inputs[0][:, 0], states)
         return call
 
-    def select_kernel(self, call, passed_over=()):
+    def select_kernel(
+        self, call: RecurrentCall, passed_over: tuple[tuple[str, str], ...] = ()
+    ) -> Kernel:
         """The kernel to run `call`, recorded for `explain`.
 
         Args:
@@ -445,7 +466,7 @@ class RNN(keras.layers.Layer):
         self.record_selection(dataclasses.replace(selection, passed_over=passed_over), kernel)
         return kernel
 
-    def record_selection(self, selection, kernel):
+    def record_selection(self, selection: Selection, kernel: Kernel) -> None:
         """Record that `kernel` runs this layer: what `explain` reports.
 
         `select_kernel` records its choice; a caller that runs the layer's
@@ -464,12 +485,12 @@ class RNN(keras.layers.Layer):
             self._untracked(selection=selection)
 
     @property
-    def selection(self):
+    def selection(self) -> Selection | None:
         """The `Selection` of the kernel that ran this layer at its last
         trace, or `None` before its first call (`keras_rnnx.explain`)."""
         return self._selection
 
-    def finish_call(self, result):
+    def finish_call(self, result: tuple[Any, Any, Any]) -> Structure:
         """The layer's return value from a kernel's result; updates a
         stateful layer's states.
 
@@ -495,7 +516,7 @@ class RNN(keras.layers.Layer):
 
     # ---- config -------------------------------------------------------------
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = {
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
@@ -509,7 +530,7 @@ class RNN(keras.layers.Layer):
         return {**super().get_config(), **config}
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(cls, config: Config, custom_objects: dict | None = None) -> Any:
         config = dict(config)
         cell = deserialize_part(config.pop("cell"), config["name"], custom_objects)
         return cls(cell, **config)
