@@ -7,6 +7,7 @@ nox -s docs                   # the site's code blocks run, then mkdocs build --
 nox -s docs -- serve          # serve the site locally
 nox -s lint
 nox -s build                  # wheel + sdist, twine check, the wheel in a fresh venv
+nox -s compat                 # lean runs at the edges: oldest, newest, keras-nightly
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ EXPORTERS = {
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CONSTRAINTS = os.environ.get("KERAS_RNNX_CONSTRAINTS", os.path.join(ROOT, "constraints.txt"))
 
-nox.options.sessions = ["lint", "tests", "docs", "build"]
+nox.options.sessions = ["lint", "tests", "compat", "docs", "build"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -50,6 +51,51 @@ def tests(session, backend):
     _install(session, "./examples/plugin")
     workers = os.environ.get("PYTEST_WORKERS", "2")
     session.run("pytest", "-n", workers, *session.posargs, env={"KERAS_BACKEND": backend})
+
+
+# The edges of the supported versions: each a constraints file beside
+# constraints.txt, and the backend its lean run is on (the other backends'
+# edges are in the same file, for a run by hand: `nox -s "compat(versions='oldest')"
+# -- backend`).
+EDGES = {"oldest": "jax", "newest": "torch", "nightly": "tensorflow"}
+# The drop-in oracle, the guide, the call forms and messages, and the backend's
+# fused-vs-reference kernel matrix.
+LEAN_TESTS = (
+    "tests/test_signatures.py",
+    "tests/test_messages.py",
+    "tests/test_guide.py",
+    "tests/layers/test_oracle.py",
+)
+KERNEL_TESTS = {
+    "tensorflow": ("tests/kernels/test_tensorflow.py", "tests/kernels/test_tensorflow_cudnn.py"),
+    "torch": ("tests/kernels/test_torch.py",),
+    "jax": ("tests/kernels/test_jax.py",),
+}
+
+
+@nox.session
+@nox.parametrize("versions", list(EDGES))
+def compat(session, versions):
+    """A lean run at one edge of the supported versions (`constraints-{versions}.txt`):
+    the oldest Keras and backends, the newest releases, or keras-nightly."""
+    backend = session.posargs[0] if session.posargs else EDGES[versions]
+    constraints = os.path.join(ROOT, f"constraints-{versions}.txt")
+    if versions == "nightly":
+        # keras-nightly is Keras under another name: it replaces keras.
+        session.install("-c", constraints, "-e", f".[test,{backend}]")
+        session.run("pip", "uninstall", "-y", "-q", "keras")
+        session.install("-c", constraints, "keras-nightly")
+    else:
+        session.install("-c", constraints, "-e", f".[test,{backend}]")
+    session.run(
+        "python",
+        "-c",
+        "import keras; print('keras', keras.version())",
+        env={"KERAS_BACKEND": backend},
+    )
+    workers = os.environ.get("PYTEST_WORKERS", "2")
+    tests = (*LEAN_TESTS, *KERNEL_TESTS[backend])
+    session.run("pytest", "-n", workers, *tests, env={"KERAS_BACKEND": backend})
 
 
 @nox.session

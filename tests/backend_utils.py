@@ -10,6 +10,9 @@ import keras
 import numpy as np
 
 BACKEND = keras.backend.backend()
+# (major, minor) of the installed Keras: behaviour that changes between Keras
+# versions is tested against the one installed.
+KERAS_VERSION = tuple(int(v) for v in keras.__version__.split(".")[:2])
 
 
 def on_gpu() -> bool:

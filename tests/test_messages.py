@@ -9,6 +9,7 @@ import re
 import keras
 import numpy as np
 import pytest
+from backend_utils import KERAS_VERSION
 from oracle import sequences
 
 
@@ -164,7 +165,10 @@ def _case_id(case):
 def test_keras_rnnx_raises_with_keras_words(case, call, words):
     import keras_rnnx
 
-    with pytest.raises(ValueError, match=re.escape(words)):
-        call(keras.layers)
+    # The words are Keras 3.15's, which keras-rnnx keeps on every Keras: an
+    # older Keras words some of them otherwise, or does not check the input.
+    if KERAS_VERSION >= (3, 15):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            call(keras.layers)
     with pytest.raises(ValueError, match=re.escape(words)):
         call(keras_rnnx)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import coefficients_for, outputs_and_gradients, to_numpy
+from backend_utils import KERAS_VERSION, coefficients_for, outputs_and_gradients, to_numpy
 from oracle import (
     BATCH,
     KERNEL_OPTIONS,
@@ -180,6 +180,11 @@ def test_bidirectional_falls_back_to_one_call_per_direction(mask_kind, options, 
         assert name == "torch-fused-bidirectional" and why.startswith(reason)
 
 
+@pytest.mark.skipif(
+    KERAS_VERSION < (3, 15),
+    reason="a whole-graph torch.compile of a Keras layer needs Keras 3.15: an older Keras's "
+    "tree flattening (optree) breaks the graph before any kernel runs",
+)
 @pytest.mark.parametrize("mask_kind", ("none", "right", "left", "holes"))
 def test_torch_compile_traces_the_fused_kernel_whole(mask_kind):
     import torch
