@@ -22,16 +22,18 @@ class GRU(BuiltinRNN):
 
     Args:
         units: positive int, the size of the output and the state.
-        activation, recurrent_activation, use_bias, kernel_initializer,
-            recurrent_initializer, bias_initializer, kernel_regularizer,
-            recurrent_regularizer, bias_regularizer, kernel_constraint,
-            recurrent_constraint, bias_constraint, dropout, recurrent_dropout,
-            seed, reset_after: the cell's options, as on `GRUCell`.
+        activation, recurrent_activation, use_bias: as on `GRUCell`.
+        kernel_initializer, recurrent_initializer, bias_initializer: as on `GRUCell`.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: as on `GRUCell`.
         activity_regularizer: regularizer of the layer's output.
-        return_sequences, return_state, go_backwards, stateful, unroll,
-            use_cudnn: as on `RNN`.
-        zero_output_for_mask: as on `RNN` (keyword-only, as in Keras's `**kwargs`).
-        recurrent_kernel_dropout: keras-rnnx's own, keyword-only: as on `GRUCell`.
+        kernel_constraint, recurrent_constraint, bias_constraint: as on `GRUCell`.
+        dropout, recurrent_dropout, seed: as on `GRUCell`.
+        return_sequences, return_state, go_backwards, stateful: as on `RNN`.
+        unroll: as on `RNN`.
+        reset_after: as on `GRUCell`.
+        use_cudnn: as on `RNN`.
+        zero_output_for_mask: as on `RNN` (keyword-only: Keras takes it in `**kwargs`).
+        recurrent_kernel_dropout: keras-rnnx's own, keyword-only; as on `GRUCell`.
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Returns:

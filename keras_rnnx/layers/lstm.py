@@ -23,17 +23,17 @@ class LSTM(BuiltinRNN):
 
     Args:
         units: positive int, the size of the output and of each state.
-        activation, recurrent_activation, use_bias, kernel_initializer,
-            recurrent_initializer, bias_initializer, unit_forget_bias,
-            kernel_regularizer, recurrent_regularizer, bias_regularizer,
-            kernel_constraint, recurrent_constraint, bias_constraint, dropout,
-            recurrent_dropout, seed: the cell's options, as on `LSTMCell`.
+        activation, recurrent_activation, use_bias: as on `LSTMCell`.
+        kernel_initializer, recurrent_initializer, bias_initializer: as on `LSTMCell`.
+        unit_forget_bias: as on `LSTMCell`.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: as on `LSTMCell`.
         activity_regularizer: regularizer of the layer's output.
-        return_sequences, return_state, go_backwards, stateful, unroll,
-            use_cudnn: as on `RNN`.
-        zero_output_for_mask: as on `RNN` (keyword-only, as in Keras's `**kwargs`).
-        recurrent_kernel_dropout, proj_size: keras-rnnx's own, keyword-only:
-            as on `LSTMCell`.
+        kernel_constraint, recurrent_constraint, bias_constraint: as on `LSTMCell`.
+        dropout, recurrent_dropout, seed: as on `LSTMCell`.
+        return_sequences, return_state, go_backwards, stateful: as on `RNN`.
+        unroll, use_cudnn: as on `RNN`.
+        zero_output_for_mask: as on `RNN` (keyword-only: Keras takes it in `**kwargs`).
+        recurrent_kernel_dropout, proj_size: keras-rnnx's own, keyword-only; as on `LSTMCell`.
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Returns:

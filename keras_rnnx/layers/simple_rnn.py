@@ -21,17 +21,17 @@ class SimpleRNN(BuiltinRNN):
 
     Args:
         units: positive int, the size of the output and the state.
-        activation, use_bias, kernel_initializer, recurrent_initializer,
-            bias_initializer, kernel_regularizer, recurrent_regularizer,
-            bias_regularizer, kernel_constraint, recurrent_constraint,
-            bias_constraint, dropout, recurrent_dropout, seed: the cell's
-            options, as on `SimpleRNNCell`.
+        activation, use_bias: as on `SimpleRNNCell`.
+        kernel_initializer, recurrent_initializer, bias_initializer: as on `SimpleRNNCell`.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: as on `SimpleRNNCell`.
         activity_regularizer: regularizer of the layer's output.
+        kernel_constraint, recurrent_constraint, bias_constraint: as on `SimpleRNNCell`.
+        dropout, recurrent_dropout: as on `SimpleRNNCell`.
         return_sequences, return_state, go_backwards, stateful, unroll: as on `RNN`.
-        zero_output_for_mask, use_cudnn: as on `RNN`; keyword-only (Keras's
-            SimpleRNN has no `use_cudnn`).
-        recurrent_kernel_dropout: keras-rnnx's own, keyword-only: as on
-            `SimpleRNNCell`.
+        seed: as on `SimpleRNNCell`.
+        zero_output_for_mask, use_cudnn: as on `RNN`; keyword-only (Keras's SimpleRNN has no
+            `use_cudnn`, and takes `zero_output_for_mask` in `**kwargs`).
+        recurrent_kernel_dropout: keras-rnnx's own, keyword-only; as on `SimpleRNNCell`.
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Returns:
