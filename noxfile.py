@@ -36,9 +36,12 @@ nox.options.sessions = ["lint", "tests", "compat", "docs", "build"]
 nox.options.reuse_existing_virtualenvs = True
 
 
+def _constraints():
+    return ["-c", CONSTRAINTS] if CONSTRAINTS else []
+
+
 def _install(session, *requirements):
-    constraints = ["-c", CONSTRAINTS] if CONSTRAINTS else []
-    session.install(*constraints, *requirements)
+    session.install(*_constraints(), *requirements)
 
 
 @nox.session
@@ -80,13 +83,11 @@ def compat(session, versions):
     the oldest Keras and backends, the newest releases, or keras-nightly."""
     backend = session.posargs[0] if session.posargs else EDGES[versions]
     constraints = os.path.join(ROOT, f"constraints-{versions}.txt")
+    session.install("-c", constraints, "-e", f".[test,{backend}]")
     if versions == "nightly":
         # keras-nightly is Keras under another name: it replaces keras.
-        session.install("-c", constraints, "-e", f".[test,{backend}]")
         session.run("pip", "uninstall", "-y", "-q", "keras")
         session.install("-c", constraints, "keras-nightly")
-    else:
-        session.install("-c", constraints, "-e", f".[test,{backend}]")
     session.run(
         "python",
         "-c",
@@ -156,8 +157,7 @@ def build(session):
     (sdist,) = glob.glob(os.path.join(dist, "*.tar.gz"))
     session.run("python", "-m", "venv", fresh)
     python = os.path.join(fresh, "bin", "python")
-    constraints = ["-c", CONSTRAINTS] if CONSTRAINTS else []
-    pip = [python, "-m", "pip", "install", "-q", *constraints]
+    pip = [python, "-m", "pip", "install", "-q", *_constraints()]
     session.run(*pip, f"{wheel}[torch]", external=True)
     env = {"KERAS_BACKEND": "torch"}
     session.run(python, "examples/smoke.py", env=env, external=True)

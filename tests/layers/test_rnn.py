@@ -7,7 +7,7 @@ import re
 import keras
 import numpy as np
 import pytest
-from backend_utils import to_numpy
+from backend_utils import KERAS_VERSION, to_numpy
 from keras import ops
 from oracle import BATCH, FEATURES, MASK_KINDS, STEPS, assert_all_close, make_mask, sequences
 
@@ -356,7 +356,7 @@ def test_bidirectional_stateful_states_and_reset():
 def test_mask_propagation_follows_the_installed_keras(name):
     # Keras 3.16 stopped passing the mask on from recurrent layers (its pull
     # request 23235): the twins do as the Keras they run with.
-    propagates = tuple(int(v) for v in keras.__version__.split(".")[:2]) < (3, 16)
+    propagates = KERAS_VERSION < (3, 16)
     tokens = keras.Input((None,), dtype="int32")
     embedded = keras.layers.Embedding(10, 3, mask_zero=True)(tokens)
     for mod in (keras.layers, keras_rnnx):
