@@ -10,6 +10,20 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
+def _registries_of_this_test():
+    """What a test registers (cells, kernels, fused specs, plugins found) is gone after it."""
+    from keras_rnnx.cells.registry import CELLS
+    from keras_rnnx.kernels.registry import KERNELS
+    from keras_rnnx.kernels.specs import SPECS
+
+    # Installed plugins, which register as their modules are imported (once
+    # per process), belong to every test.
+    CELLS.discover(), KERNELS.discover()
+    with CELLS.scoped(), KERNELS.scoped(), SPECS.scoped():
+        yield
+
+
+@pytest.fixture(autouse=True)
 def _fresh_keras():
     keras.utils.set_random_seed(1234)
     yield

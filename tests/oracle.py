@@ -156,16 +156,14 @@ PLUGIN_SPECS = {
 }
 
 
-def plugin_cell(monkeypatch, layer, with_spec=True):
+def plugin_cell(layer, with_spec=True):
     """A plugin's cell class: the built-in `layer`'s cell equations and
     weights in a class of its own, with the fused spec a plugin registers
     (`PLUGIN_SPECS`; for this test only)."""
     import keras_rnnx
-    from keras_rnnx.kernels import specs
 
     base = getattr(keras_rnnx, f"{layer}Cell")
     cell = type(f"Plugin{base.__name__}", (base,), {})
-    monkeypatch.setattr(specs, "_SPECS", list(specs._SPECS))
     if with_spec:
         spec = dict(PLUGIN_SPECS[layer])
         spec["options"] = {
@@ -176,23 +174,23 @@ def plugin_cell(monkeypatch, layer, with_spec=True):
     return cell
 
 
-def assert_plugin_cell_runs(monkeypatch, layer, kernel, mask_kind):
+def assert_plugin_cell_runs(layer, kernel, mask_kind):
     """A plugin's variant of `layer`'s cell, with its fused spec, runs `kernel`
     and matches the reference loop."""
     import keras_rnnx
 
-    cell = plugin_cell(monkeypatch, layer)
+    cell = plugin_cell(layer)
     make = lambda **kw: keras_rnnx.RNN(cell(UNITS), return_sequences=True, **kw)  # noqa: E731
     fused, reference = fast_and_reference(make, return_state=True)
     assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
     assert keras_rnnx.explain(fused).kernel == kernel
 
 
-def assert_plugin_cell_declined(monkeypatch, layer, kernel, ran, with_spec=True):
+def assert_plugin_cell_declined(layer, kernel, ran, with_spec=True):
     """A plugin's variant of `layer`'s cell runs `ran`, `kernel` declining it."""
     import keras_rnnx
 
-    cell = plugin_cell(monkeypatch, layer, with_spec)
+    cell = plugin_cell(layer, with_spec)
     rnn = keras_rnnx.RNN(cell(UNITS))
     rnn(sequences())
     assert_declined(rnn, kernel, f"no fused kernel for Plugin{layer}Cell", ran=ran)

@@ -12,6 +12,7 @@ the Deploying page's `# needs ...` lines name a backend or export runtime.
 
 from __future__ import annotations
 
+import contextlib
 import doctest
 import importlib
 import importlib.util
@@ -24,9 +25,9 @@ import pytest
 from backend_utils import on_gpu
 
 import keras_rnnx
-from keras_rnnx.cells import registry
-from keras_rnnx.kernels import registry as kernel_registry
-from keras_rnnx.kernels import specs
+from keras_rnnx.cells.registry import CELLS
+from keras_rnnx.kernels.registry import KERNELS
+from keras_rnnx.kernels.specs import SPECS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -69,32 +70,26 @@ def code_blocks(page):
     return blocks
 
 
-class Registries:
-    """The cell, kernel and fused-spec registries and Keras's custom objects, to restore."""
-
-    def __init__(self):
-        self.cells = dict(registry._CELLS)
-        self.kernels = list(kernel_registry._KERNELS)
-        self.specs = list(specs._SPECS)
-        self.custom_objects = dict(keras.saving.get_custom_objects())
-
-    def restore(self):
-        registry._CELLS.clear()
-        registry._CELLS.update(self.cells)
-        kernel_registry._KERNELS[:] = self.kernels
-        specs._SPECS[:] = self.specs
+@contextlib.contextmanager
+def registries_as_they_were():
+    """Within the block, cells, kernels, fused specs and Keras's custom
+    objects may be registered; afterwards they are as before."""
+    custom_objects = dict(keras.saving.get_custom_objects())
+    try:
+        with CELLS.scoped(), KERNELS.scoped(), SPECS.scoped():
+            yield
+    finally:
         keras.saving.get_custom_objects().clear()
-        keras.saving.get_custom_objects().update(self.custom_objects)
+        keras.saving.get_custom_objects().update(custom_objects)
 
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
     """Examples register cells and kernels and write files: keep them to this test."""
     keras_rnnx.registered_cells(), keras_rnnx.registered_kernels()  # plugins loaded first
-    before = Registries()
     monkeypatch.chdir(tmp_path)
-    yield
-    before.restore()
+    with registries_as_they_were():
+        yield
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -107,9 +102,8 @@ def test_code_blocks_run(page):
             skipped.append(f"line {line + 1} ({need[2:]})")
             continue
         if included:
-            before = Registries()
-            exec(compile(code, str(included), "exec"), {"__name__": included.stem})
-            before.restore()
+            with registries_as_they_were():
+                exec(compile(code, str(included), "exec"), {"__name__": included.stem})
             continue
         # Padded so that a traceback points at the line in the page.
         exec(compile("\n" * line + code, str(page), "exec"), namespace)

@@ -1,4 +1,4 @@
-"""The cell registry and entry-point plugins."""
+"""The registries (cells, kernels, fused specs) and entry-point plugins."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from oracle import assert_matches_reference, fast_and_reference, sequences
 import keras_rnnx
 from keras_rnnx.cells import registry
 from keras_rnnx.kernels.reference import ReferenceKernel
+from keras_rnnx.registry import Registry
 
 PLUGIN_INSTALLED = any(
     ep.value.startswith("rnnx_demo_plugin")
@@ -24,6 +25,26 @@ needs_plugin = pytest.mark.skipif(
     not PLUGIN_INSTALLED,
     reason="needs examples/plugin installed (`nox -s tests` installs it)",
 )
+
+
+def test_a_registry_ranks_replaces_by_key_and_scopes(tmp_path, monkeypatch):
+    loaded = []
+    _fake_distribution(tmp_path, "rnnx_registry_plugin", ["p = json:dumps"], "rnnx.test")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    things = Registry("rnnx.test", lambda ep, obj: loaded.append(obj), rank=lambda t: -t[1])
+    things.register(("low", 1), key="a")
+    things.register(("high", 5), key="b")
+    assert things.items() == [("high", 5), ("low", 1)]
+    assert len(loaded) == 1  # the entry point, on the first read only
+    things.items()
+    assert len(loaded) == 1
+    with things.scoped():
+        things.register(("replaced", 3), key="a")
+        things.discover(force=True)
+        assert things.as_dict() == {"b": ("high", 5), "a": ("replaced", 3)}
+        assert len(loaded) == 2
+    assert things.as_dict() == {"a": ("low", 1), "b": ("high", 5)}
+    assert ("low", 1) in things and ("replaced", 3) not in things
 
 
 def test_builtin_cells_are_registered():
@@ -75,7 +96,7 @@ def test_broken_plugin_warns_with_its_name_and_others_still_load(tmp_path, monke
     _fake_distribution(tmp_path, "rnnx_good_plugin", ["good = good_cells:GoodCell"])
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.warns(RuntimeWarning, match="'broken' of keras_rnnx.cells.*no_such_module"):
-        registry.discover(force=True)
+        registry.CELLS.discover(force=True)
     cells = keras_rnnx.registered_cells()
     assert "rnnx_good_plugin>GoodCell" in cells
     assert not any("broken" in name for name in cells)
@@ -83,7 +104,7 @@ def test_broken_plugin_warns_with_its_name_and_others_still_load(tmp_path, monke
 
 @needs_plugin
 def test_installed_plugin_cell_is_discovered():
-    registry.discover(force=True)
+    registry.CELLS.discover(force=True)
     cell_class = keras_rnnx.registered_cells()["rnnx_demo_plugin>MinimalRNNCell"]
     layer = keras_rnnx.RNN(cell_class(3), return_sequences=True)
     assert tuple(layer(np.zeros((2, 4, 5), "float32")).shape) == (2, 4, 3)
@@ -167,6 +188,7 @@ def test_register_kernel_rejects_what_is_not_a_kernel():
 KERNEL_PLUGIN = '''
 import keras_rnnx
 from keras_rnnx.kernels.reference import ReferenceKernel
+from keras_rnnx.registry import Registry
 
 
 class DoublingKernel(ReferenceKernel):
@@ -197,9 +219,8 @@ def test_kernel_plugins_are_selected_and_broken_ones_warn(tmp_path, monkeypatch)
     )
     _fake_distribution(tmp_path, "rnnx_bad_kernels", ["bad = no_such_kernel_module:K"], group)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(kernel_registry, "_KERNELS", list(kernel_registry._KERNELS))
     with pytest.warns(RuntimeWarning, match="'bad' of keras_rnnx.kernels"):
-        kernel_registry.discover(force=True)
+        kernel_registry.KERNELS.discover(force=True)
     x = np.random.RandomState(0).randn(2, 4, 5).astype("float32")
     plugged, reference = keras_rnnx.SimpleRNN(3), keras_rnnx.SimpleRNN(3, use_cudnn=False)
     plugged(x)
@@ -227,14 +248,7 @@ class _Recording(ReferenceKernel):
         return super().run(call)
 
 
-@pytest.fixture
-def kernels_of_this_test(monkeypatch):
-    from keras_rnnx.kernels import registry as kernel_registry
-
-    monkeypatch.setattr(kernel_registry, "_KERNELS", list(kernel_registry._KERNELS))
-
-
-def test_use_cudnn_filters_the_kernels_before_selection(kernels_of_this_test):
+def test_use_cudnn_filters_the_kernels_before_selection():
     loop = keras_rnnx.register_kernel(_Recording("fast-loop", 98, fused=False))
     fused = keras_rnnx.register_kernel(_Recording("lower-fused", 97, fused=True))
     ran = {}
@@ -247,7 +261,7 @@ def test_use_cudnn_filters_the_kernels_before_selection(kernels_of_this_test):
     assert len(loop.calls) == len(fused.calls) == 1
 
 
-def test_kernels_get_the_dropout_masks_in_the_call_and_cells_keep_none(kernels_of_this_test):
+def test_kernels_get_the_dropout_masks_in_the_call_and_cells_keep_none():
     kernel = keras_rnnx.register_kernel(_Recording("recording", 98, fused=False))
     cells = [keras_rnnx.GRUCell(3, dropout=0.5, recurrent_dropout=0.5), keras_rnnx.LSTMCell(2)]
     layer = keras_rnnx.RNN(cells, return_sequences=True)

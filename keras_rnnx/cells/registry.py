@@ -14,12 +14,21 @@ from typing import Any
 
 import keras
 
-from keras_rnnx.plugins import load_entry_points
+from keras_rnnx.registry import Registry
+from keras_rnnx.types import Config
 
 ENTRY_POINT_GROUP = "keras_rnnx.cells"
 
-_CELLS: dict[str, type] = {}
-_discovered = False
+
+def _register_entry_point(entry_point, loaded) -> None:
+    # A module registers its cells as it is imported; a class is registered
+    # under its distribution's name.
+    if isinstance(loaded, type) and loaded not in CELLS:
+        package = entry_point.dist.name if entry_point.dist else entry_point.name
+        register_cell(loaded, package=package)
+
+
+CELLS: Registry[type] = Registry(ENTRY_POINT_GROUP, _register_entry_point)
 
 
 def register_cell(cls=None, *, package: str = "keras_rnnx", name: str | None = None) -> Any:
@@ -57,26 +66,9 @@ def register_cell(cls=None, *, package: str = "keras_rnnx", name: str | None = N
             )
         key = f"{package}>{name or cls.__name__}"
         keras.saving.register_keras_serializable(package=package, name=name)(cls)
-        _CELLS[key] = cls
-        return cls
+        return CELLS.register(cls, key)
 
     return register if cls is None else register(cls)
-
-
-def discover(force: bool = False) -> None:
-    """Load the cells that installed packages declare under `keras_rnnx.cells`.
-
-    Runs once per process (again with `force=True`). A plugin that raises while
-    loading is skipped with a `RuntimeWarning` naming the entry point.
-    """
-    global _discovered
-    if _discovered and not force:
-        return
-    _discovered = True
-    for entry_point, loaded in load_entry_points(ENTRY_POINT_GROUP):
-        if isinstance(loaded, type) and loaded not in _CELLS.values():
-            package = entry_point.dist.name if entry_point.dist else entry_point.name
-            register_cell(loaded, package=package)
 
 
 def registered_cells() -> dict[str, type]:
@@ -97,5 +89,17 @@ def registered_cells() -> dict[str, type]:
         >>> keras_rnnx.registered_cells()["keras_rnnx>LSTMCell"] is keras_rnnx.LSTMCell
         True
     """
-    discover()
-    return dict(_CELLS)
+    return CELLS.as_dict()
+
+
+def deserialize_part(config: Config, owner: str, custom_objects: dict | None = None) -> Any:
+    """Deserialize a cell or sublayer of the layer named `owner` from its config.
+
+    Plugins are discovered first, so their cells resolve. A part that was
+    built when saved is built again, as Keras does, so the config round trips
+    whole; it is built in its owner's name scope, so its weight paths
+    (`lstm/lstm_cell/kernel`) are those it had when its owner built it.
+    """
+    CELLS.discover()
+    with keras.name_scope(owner):
+        return keras.saving.deserialize_keras_object(config, custom_objects=custom_objects)

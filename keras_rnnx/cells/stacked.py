@@ -7,8 +7,7 @@ from typing import Any
 import keras
 
 from keras_rnnx.cells.base import accepts_training, initial_state, output_shapes, state_shapes
-from keras_rnnx.cells.registry import register_cell
-from keras_rnnx.saving import deserialize_part
+from keras_rnnx.cells.registry import deserialize_part, register_cell
 from keras_rnnx.types import Cell, Config, Structure, Tensor
 
 

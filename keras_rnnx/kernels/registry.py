@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import keras
 
 from keras_rnnx.cells.dropout import masks_on_cells
-from keras_rnnx.plugins import load_entry_points
+from keras_rnnx.registry import Registry
 
 logger = logging.getLogger("keras_rnnx")
 
@@ -205,8 +205,16 @@ class Kernel(Protocol):
 
 ENTRY_POINT_GROUP = "keras_rnnx.kernels"
 
-_KERNELS: list[Kernel] = []
-_discovered = False
+
+def _register_entry_point(entry_point, loaded) -> None:
+    kernel: Any = loaded() if isinstance(loaded, type) else loaded
+    if kernel not in KERNELS:
+        register_kernel(kernel)
+
+
+KERNELS: Registry[Kernel] = Registry(
+    ENTRY_POINT_GROUP, _register_entry_point, rank=lambda kernel: -kernel.priority
+)
 
 
 def register_kernel(kernel: Kernel) -> Kernel:
@@ -248,21 +256,7 @@ def register_kernel(kernel: Kernel) -> Kernel:
         raise TypeError(
             f"Expected `kernel.priority` to be an int. Received: priority={kernel.priority!r}"
         )
-    _KERNELS.append(kernel)
-    _KERNELS.sort(key=lambda k: -k.priority)
-    return kernel
-
-
-def discover(force: bool = False) -> None:
-    """Register the kernels installed packages declare (once; again with `force`)."""
-    global _discovered
-    if _discovered and not force:
-        return
-    _discovered = True
-    for _, loaded in load_entry_points(ENTRY_POINT_GROUP):
-        kernel: Any = loaded() if isinstance(loaded, type) else loaded
-        if kernel not in _KERNELS:
-            register_kernel(kernel)
+    return KERNELS.register(kernel)
 
 
 def registered_kernels() -> list[Kernel]:
@@ -280,5 +274,4 @@ def registered_kernels() -> list[Kernel]:
         >>> keras_rnnx.registered_kernels()[-1].name
         'reference'
     """
-    discover()
-    return list(_KERNELS)
+    return KERNELS.items()

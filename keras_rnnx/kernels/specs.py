@@ -26,6 +26,7 @@ from keras import ops
 from keras_rnnx.cells.gru import GRUCell
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
+from keras_rnnx.registry import Registry
 from keras_rnnx.types import Cell, Tensor
 
 # The vendor modes, with their gate blocks and states per unit.
@@ -211,7 +212,8 @@ def _mismatch(name, value, allowed) -> str:
     return f"{name} is not {' or '.join(_name(a) for a in allowed)}"
 
 
-_SPECS: list[FusedSpec] = []
+# Plugins register theirs as their modules are imported: no entry points.
+SPECS: Registry[FusedSpec] = Registry()
 
 
 def register_fused_spec(spec: FusedSpec) -> FusedSpec:
@@ -243,8 +245,7 @@ def register_fused_spec(spec: FusedSpec) -> FusedSpec:
     """
     if not isinstance(spec, FusedSpec):
         raise TypeError(f"Expected `spec` to be a keras_rnnx.FusedSpec. Received: spec={spec!r}")
-    _SPECS.append(spec)
-    return spec
+    return SPECS.register(spec)
 
 
 def fused_spec(cell: Cell, modes: tuple[str, ...] = MODES) -> FusedSpec | None:
@@ -285,9 +286,9 @@ def spec_of(cell: Cell) -> FusedSpec:
 
 def find_spec(cell: Cell, modes: tuple[str, ...] = MODES) -> tuple[FusedSpec | None, str | None]:
     """`(spec, None)` as `fused_spec`, or `(None, the reason there is none)`."""
-    ours = [s for s in _SPECS if type(cell) is s.cell and s.mode in modes]
+    ours = [s for s in SPECS.items() if type(cell) is s.cell and s.mode in modes]
     if not ours:
-        fused = dict.fromkeys(s.cell.__name__ for s in _SPECS if s.mode in modes)
+        fused = dict.fromkeys(s.cell.__name__ for s in SPECS.items() if s.mode in modes)
         return None, f"no fused kernel for {type(cell).__name__} (fused: {', '.join(fused)})"
     for spec in ours:
         if spec.fits(cell):

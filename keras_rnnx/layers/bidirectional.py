@@ -9,9 +9,9 @@ import keras
 from keras import ops
 
 from keras_rnnx import kernels
+from keras_rnnx.cells.registry import deserialize_part
 from keras_rnnx.layers.keras_semantics import rnn_propagates_masks
 from keras_rnnx.layers.rnn import RNN
-from keras_rnnx.saving import deserialize_part
 from keras_rnnx.types import Config, Structure, Tensor
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)

@@ -11,13 +11,13 @@ from keras import ops
 from keras_rnnx import kernels
 from keras_rnnx.cells.base import Shape, initial_state, output_shapes, state_shapes
 from keras_rnnx.cells.dropout import CellMasks
+from keras_rnnx.cells.registry import deserialize_part
 from keras_rnnx.cells.stacked import StackedRNNCells
 from keras_rnnx.kernels.empty import is_empty
 from keras_rnnx.kernels.export import exporting
 from keras_rnnx.kernels.registry import Kernel, RecurrentCall, logger
 from keras_rnnx.kernels.selection import Selection
 from keras_rnnx.layers.keras_semantics import rnn_propagates_masks
-from keras_rnnx.saving import deserialize_part
 from keras_rnnx.streaming import record_final_states, streamed_states
 from keras_rnnx.types import Cell, Config, Structure, Tensor, UseCudnn
 

@@ -189,12 +189,12 @@ def test_without_a_gpu_it_says_so():
         keras_rnnx.LSTM(UNITS, use_cudnn=True)(sequences())
 
 
-def test_a_plugin_cell_with_an_lstm_spec_runs_cudnn(cudnn, monkeypatch):
-    assert_plugin_cell_runs(monkeypatch, "LSTM", "jax-cudnn", "right")
+def test_a_plugin_cell_with_an_lstm_spec_runs_cudnn(cudnn):
+    assert_plugin_cell_runs("LSTM", "jax-cudnn", "right")
 
 
-def test_a_gru_spec_is_not_run_by_jax_cudnn(cudnn, monkeypatch):
-    assert_plugin_cell_declined(monkeypatch, "GRU", "jax-cudnn", "reference")
+def test_a_gru_spec_is_not_run_by_jax_cudnn(cudnn):
+    assert_plugin_cell_declined("GRU", "jax-cudnn", "reference")
 
 
 @pytest.mark.parametrize("policy", MIXED_TOLERANCE)

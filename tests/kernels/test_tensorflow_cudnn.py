@@ -179,12 +179,12 @@ def test_without_a_gpu_it_says_so():
 
 
 @pytest.mark.parametrize("layer", ("LSTM", "GRU"))
-def test_a_plugin_cell_with_a_fused_spec_runs_cudnn(cudnn, monkeypatch, layer):
-    assert_plugin_cell_runs(monkeypatch, layer, "tf-cudnn", "left")
+def test_a_plugin_cell_with_a_fused_spec_runs_cudnn(cudnn, layer):
+    assert_plugin_cell_runs(layer, "tf-cudnn", "left")
 
 
-def test_a_simple_rnn_spec_is_not_run_by_cudnn_here(cudnn, monkeypatch):
-    assert_plugin_cell_declined(monkeypatch, "SimpleRNN", "tf-cudnn", "tf-while")
+def test_a_simple_rnn_spec_is_not_run_by_cudnn_here(cudnn):
+    assert_plugin_cell_declined("SimpleRNN", "tf-cudnn", "tf-while")
 
 
 @pytest.mark.parametrize("policy", MIXED_TOLERANCE)

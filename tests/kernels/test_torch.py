@@ -223,12 +223,12 @@ def test_inference_without_autograd_runs_packed_sequences(monkeypatch, layer, ma
 
 @pytest.mark.parametrize("layer", ("LSTM", "GRU", "SimpleRNN"))
 @pytest.mark.parametrize("mask_kind", ("none", "left"))
-def test_a_plugin_cell_with_a_fused_spec_runs_fused(monkeypatch, layer, mask_kind):
-    assert_plugin_cell_runs(monkeypatch, layer, "torch-fused", mask_kind)
+def test_a_plugin_cell_with_a_fused_spec_runs_fused(layer, mask_kind):
+    assert_plugin_cell_runs(layer, "torch-fused", mask_kind)
 
 
-def test_a_plugin_cell_without_a_fused_spec_runs_the_loop(monkeypatch):
-    assert_plugin_cell_declined(monkeypatch, "GRU", "torch-fused", "reference", with_spec=False)
+def test_a_plugin_cell_without_a_fused_spec_runs_the_loop():
+    assert_plugin_cell_declined("GRU", "torch-fused", "reference", with_spec=False)
 
 
 @pytest.mark.parametrize("policy", MIXED_TOLERANCE)
