@@ -38,7 +38,7 @@ for backend in torch jax; do
   echo "== $backend: parity tests on the GPU"
   KERAS_BACKEND=$backend timeout 150 python3 -m pytest -q -n 8 -p no:cacheprovider \
     tests/kernels tests/layers/test_oracle.py tests/layers/test_projection.py \
-    tests/layers/test_reset.py tests/test_streaming.py tests/layers/test_parallel_scan.py \
+    tests/layers/test_reset.py tests/test_streaming.py \
     "tests/test_docs.py::test_code_blocks_run[kernels.md]" \
     "tests/layers/test_masked_steps.py::test_values_at_masked_steps_change_nothing" -k "not (masked_steps and reference)" \
     2>&1 | tee "$out/tests_$backend.log" | tail -8

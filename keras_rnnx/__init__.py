@@ -14,6 +14,7 @@ from keras_rnnx.cells.min_rnn import MinGRUCell, MinLSTMCell
 from keras_rnnx.cells.registry import register_cell, registered_cells
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
 from keras_rnnx.cells.stacked import StackedRNNCells
+from keras_rnnx.context import export_scope
 from keras_rnnx.explain import explain
 from keras_rnnx.interop import from_torch, to_torch
 from keras_rnnx.kernels import (
@@ -68,6 +69,7 @@ __all__ = [
     "SimpleRNNCell",
     "StackedRNNCells",
     "explain",
+    "export_scope",
     "from_torch",
     "fused_spec",
     "register_fused_spec",

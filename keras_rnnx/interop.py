@@ -17,7 +17,7 @@ import keras
 from keras_rnnx.cells.gru import GRUCell
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
-from keras_rnnx.kernels.fused import fused_layers
+from keras_rnnx.kernels.fused import cells_of
 from keras_rnnx.kernels.specs import find_spec, spec_of
 from keras_rnnx.layers.bidirectional import Bidirectional
 from keras_rnnx.layers.gru import GRU
@@ -127,7 +127,7 @@ def from_torch(module: Any, **layer_options: Any) -> keras.layers.Layer:
 def _set_cells(layer, module, layers, suffix):
     """Set `layer`'s cells, one per torch layer in `layers`, from the
     module's parameters of that direction (`suffix`: `""` or `"_reverse"`)."""
-    for cell, k in zip(fused_layers(layer.cell), layers):
+    for cell, k in zip(cells_of(layer.cell), layers):
         names = _PARAMS if getattr(module, "proj_size", 0) else _PARAMS[:4]
         weights = [_param(module, f"{name}_l{k}{suffix}") for name in names]
         spec_of(cell).set_vendor_weights(cell, weights)
@@ -186,7 +186,7 @@ def to_torch(layer: keras.layers.Layer) -> Any:
         raise ValueError("Expected go_backwards=False: a torch module runs forward only.")
     if not layer.built:
         raise ValueError(f"Expected a built layer (call it once). Received: {layer.name!r}")
-    cells = [fused_layers(d.cell) for d in directions]
+    cells = [cells_of(d.cell) for d in directions]
     if len(directions) == 2 and len(cells[0]) > 1:
         raise ValueError(
             "Expected a Bidirectional of one cell per direction: Keras runs each direction's "

@@ -2,23 +2,21 @@
 time, every recurrent layer's states going in and out as tensors.
 
 The twin shares the model's layers (so its weights); it calls the model on
-the chunk while a stream, local to the thread, hands each recurrent layer its
-states and collects its final ones (`RNN.call` asks `streamed_states` and
-tells `record_final_states`). States as inputs and outputs, not variables, is
+the chunk inside `keras_rnnx.context.streaming_states`, which hands each
+recurrent layer its states and collects its final ones (the layer's
+`prepare_call` reads them with its call's context, `finish_call` hands them
+back). States as inputs and outputs, not variables, is
 what makes the twin export like any model: a served model keeps no state
 between requests, and each stream's states are the caller's.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-
 import keras
 
-from keras_rnnx.types import Structure
-
-_STREAM = threading.local()
+from keras_rnnx.context import streaming_states
+from keras_rnnx.layers.bidirectional import Bidirectional
+from keras_rnnx.layers.rnn import RNN
 
 
 def streaming(model: keras.Model) -> keras.Model:
@@ -117,9 +115,6 @@ def _flat_states(layer) -> list:
 
 def _recurrent_layers(model) -> list:
     """The keras-rnnx recurrent layers of `model`, depth first, checked."""
-    from keras_rnnx.layers.bidirectional import Bidirectional
-    from keras_rnnx.layers.rnn import RNN
-
     found = []
     for layer in model.layers:
         if isinstance(layer, (Bidirectional, keras.layers.Bidirectional)):
@@ -164,8 +159,9 @@ class _StreamStep(keras.layers.Layer):
         streams = {}
         for layer, count in self._recurrent:
             streams[id(layer)], flat = list(flat[:count]), flat[count:]
-        with _streaming(streams) as finals:
+        with streaming_states(streams) as stream:
             outputs = self.model(chunk, training=False)
+        finals = stream.final_states
         missing = [layer.name for layer, _ in self._recurrent if id(layer) not in finals]
         if missing:
             raise ValueError(
@@ -173,44 +169,3 @@ class _StreamStep(keras.layers.Layer):
                 "streamed layer must be on the model's path from its input."
             )
         return [outputs, *(s for layer, _ in self._recurrent for s in finals[id(layer)])]
-
-
-@contextlib.contextmanager
-def _streaming(streams):
-    previous = getattr(_STREAM, "active", None)
-    _STREAM.active = (streams, {})
-    try:
-        yield _STREAM.active[1]
-    finally:
-        _STREAM.active = previous
-
-
-def streamed_states(layer: keras.layers.Layer, initial_state: Structure | None):
-    """The states `layer` starts from: its stream's, when a twin streams it,
-    else `initial_state`.
-
-    Raises:
-        ValueError: a streamed layer is also given `initial_state`, or is
-            called twice in one chunk.
-    """
-    active = getattr(_STREAM, "active", None)
-    if active is None or id(layer) not in active[0]:
-        return initial_state
-    if initial_state is not None:
-        raise ValueError(
-            f"Layer {layer.name!r} is given an initial_state in the model, and a "
-            "streaming twin feeds it its states: it cannot take both."
-        )
-    if id(layer) in active[1]:
-        raise ValueError(
-            f"Layer {layer.name!r} is called twice on one chunk: a streaming twin "
-            "carries one set of states per layer."
-        )
-    return active[0][id(layer)]
-
-
-def record_final_states(layer: keras.layers.Layer, final_states):
-    """Hand `layer`'s final states to the stream that fed it its states."""
-    active = getattr(_STREAM, "active", None)
-    if active is not None and id(layer) in active[0]:
-        active[1][id(layer)] = keras.tree.flatten(final_states)

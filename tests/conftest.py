@@ -1,9 +1,7 @@
 import os
-import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(__file__))
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -8,11 +8,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import BACKEND, on_gpu
-from custom_cells import MinimalCell
-from oracle import FEATURES
 
 import keras_rnnx
+from tests.helpers.backend_utils import BACKEND, on_gpu
+from tests.helpers.custom_cells import MinimalCell
+from tests.helpers.oracle import FEATURES
 
 LAYERS = {
     "lstm": lambda name: keras_rnnx.LSTM(4, name=name),

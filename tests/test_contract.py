@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from contract import assert_layer_contract
-from custom_cells import MinimalCell
-from oracle import sequences
 
 import keras_rnnx
+from tests.helpers.contract import assert_layer_contract
+from tests.helpers.custom_cells import MinimalCell
+from tests.helpers.oracle import sequences
 
 # (class, constructor arguments, trainable weights, seed generators[, input
 # sequences]); a cell instance in the arguments is shared by every layer the

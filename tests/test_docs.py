@@ -22,12 +22,12 @@ import re
 
 import keras
 import pytest
-from backend_utils import on_gpu
 
 import keras_rnnx
 from keras_rnnx.cells.registry import CELLS
 from keras_rnnx.kernels.registry import KERNELS
 from keras_rnnx.kernels.specs import SPECS
+from tests.helpers.backend_utils import on_gpu
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

@@ -8,11 +8,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import to_numpy
-from custom_cells import MinimalCell
-from oracle import FEATURES, sequences, states_for
 
 import keras_rnnx
+from tests.helpers.backend_utils import to_numpy
+from tests.helpers.custom_cells import MinimalCell
+from tests.helpers.oracle import FEATURES, sequences, states_for
 
 LAYERS = ("LSTM", "GRU", "SimpleRNN")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import to_numpy
-from oracle import BATCH, FEATURES, STEPS, sequences
 
 import keras_rnnx
+from tests.helpers.backend_utils import to_numpy
+from tests.helpers.oracle import BATCH, FEATURES, STEPS, sequences
 
 
 def _snapshot(layer):

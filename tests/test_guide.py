@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-from backend_utils import to_numpy
 from keras import layers
 
 import keras_rnnx
+from tests.helpers.backend_utils import to_numpy
 
 
 def _params(model):

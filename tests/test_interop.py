@@ -7,10 +7,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import to_numpy
-from oracle import assert_all_close
 
 import keras_rnnx
+from tests.helpers.backend_utils import to_numpy
+from tests.helpers.oracle import assert_all_close
 
 torch = pytest.importorskip("torch", reason="torch is needed to make the modules")
 

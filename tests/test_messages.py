@@ -9,8 +9,9 @@ import re
 import keras
 import numpy as np
 import pytest
-from backend_utils import KERAS_VERSION
-from oracle import sequences
+
+from tests.helpers.backend_utils import KERAS_VERSION
+from tests.helpers.oracle import sequences
 
 
 def _stateful_model(mod, batch_size):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import subprocess
 import sys
@@ -10,12 +11,12 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from oracle import assert_matches_reference, fast_and_reference, sequences
 
 import keras_rnnx
 from keras_rnnx.cells import registry
 from keras_rnnx.kernels.reference import ReferenceKernel
 from keras_rnnx.registry import Registry
+from tests.helpers.oracle import assert_matches_reference, fast_and_reference, sequences
 
 PLUGIN_INSTALLED = any(
     ep.value.startswith("rnnx_demo_plugin")
@@ -278,13 +279,11 @@ def test_kernels_get_the_dropout_masks_in_the_call_and_cells_keep_none():
     assert not np.allclose(training, inference)  # the masks applied in training
 
 
-def test_recurrent_call_facts_is_deprecated():
-    layer = keras_rnnx.SimpleRNN(2)
-    call = layer.prepare_call(sequences())
-    with pytest.warns(DeprecationWarning, match="facts"):
-        call.facts["kept"] = 1
-    with pytest.warns(DeprecationWarning):
-        assert call.facts == {"kept": 1}
+def test_a_recurrent_call_is_frozen():
+    call = keras_rnnx.SimpleRNN(2, dropout=0.5).prepare_call(sequences(), training=True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        call.training = False
+    assert [m.cell for m in call.dropout_masks] == [call.cell]  # drawn before it is made
 
 
 def test_fused_spec_rejects_bad_layouts():

@@ -8,11 +8,11 @@ import concurrent.futures
 import keras
 import numpy as np
 import pytest
-from backend_utils import BACKEND, coefficients_for, outputs_and_gradients, to_numpy
-from custom_cells import MinimalCell
-from oracle import FEATURES, make_mask, sequences
 
 import keras_rnnx
+from tests.helpers.backend_utils import BACKEND, coefficients_for, outputs_and_gradients, to_numpy
+from tests.helpers.custom_cells import MinimalCell
+from tests.helpers.oracle import FEATURES, make_mask, sequences
 
 
 @pytest.mark.skipif(

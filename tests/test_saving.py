@@ -8,11 +8,11 @@ import os
 import keras
 import numpy as np
 import pytest
-from backend_utils import to_numpy
-from oracle import sequences
-from saved_models import BACKENDS, DATA, build_model, model_inputs
 
 import keras_rnnx
+from tests.helpers.backend_utils import to_numpy
+from tests.helpers.oracle import sequences
+from tests.helpers.saved_models import BACKENDS, DATA, build_model, model_inputs
 
 LAYERS = {
     "LSTM": lambda: keras_rnnx.LSTM(

@@ -14,7 +14,8 @@ import sys
 
 import numpy as np
 import pytest
-from backend_utils import BACKEND
+
+from tests.helpers.backend_utils import BACKEND
 
 HERE = os.path.join(os.path.dirname(__file__), "scaling")
 

@@ -24,13 +24,18 @@ shape tuple is one output, a list or dict is a structure of outputs.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import keras
 from keras import ops
 
-from keras_rnnx.cells.dropout import DropoutMasks, apply_mask, per_gate
+from keras_rnnx.cells.dropout import (
+    DropoutMasks,
+    accepts_dropout_masks,
+    apply_mask,
+    call_parameters,
+    per_gate,
+)
 from keras_rnnx.types import Cell, Config, Initializer, Structure, Tensor
 
 
@@ -97,10 +102,19 @@ def zeros_for(shapes, batch_size: int | Tensor, dtype: Any):
 
 def accepts_training(cell: Cell) -> bool:
     """Whether `cell.call` takes a `training` argument."""
-    try:
-        return "training" in inspect.signature(cell.call).parameters
-    except (TypeError, ValueError):
-        return False
+    return "training" in call_parameters(cell)
+
+
+def step_arguments(cell: Cell, training: bool | None, dropout_masks: Any) -> dict:
+    """The keyword arguments of one step of `cell` in a loop: `training`
+    and its dropout masks (as `masks_of` gives them), for a cell that takes
+    them."""
+    arguments: dict[str, Any] = {}
+    if accepts_training(cell):
+        arguments["training"] = training
+    if accepts_dropout_masks(cell):
+        arguments["dropout_masks"] = dropout_masks
+    return arguments
 
 
 def initial_state(cell: Cell, batch_size: int | Tensor, dtype: Any):
@@ -306,19 +320,24 @@ class BuiltinCell(keras.layers.Layer, DropoutMasks, Options, ZeroStates):
     def bias_initializer_fn(self) -> Initializer:
         return self.bias_initializer
 
-    def masks(self, inputs: Structure, h_tm1: Tensor, training: bool | None) -> tuple[list, list]:
-        """The dropout masks for this step, one entry per gate (or `None`s)."""
+    def masks(
+        self,
+        inputs: Structure,
+        h_tm1: Tensor,
+        training: bool | None,
+        dropout_masks: Any = None,
+    ) -> tuple[list, list, Tensor]:
+        """This step's dropout masks, one entry per gate (or `None`s), and
+        `recurrent_kernel` times its DropConnect mask, in training; from the
+        loop's `dropout_masks` (see `DropoutMasks.step_masks`)."""
         if not training:
-            return [None] * self.gates, [None] * self.gates
+            return [None] * self.gates, [None] * self.gates, self.recurrent_kernel
+        masks = self.step_masks(inputs, h_tm1, dropout_masks)
         return (
-            per_gate(self.get_dropout_mask(inputs), self.gates),
-            per_gate(self.get_recurrent_dropout_mask(h_tm1), self.gates),
+            per_gate(masks.inputs, self.gates),
+            per_gate(masks.recurrent, self.gates),
+            apply_mask(self.recurrent_kernel, masks.recurrent_kernel),
         )
-
-    def recurrent_weights(self, training: bool | None) -> Tensor:
-        """`recurrent_kernel`, times its DropConnect mask in training."""
-        mask = self.get_recurrent_kernel_mask() if training else None
-        return apply_mask(self.recurrent_kernel, mask)
 
     def get_config(self) -> Config:
         return {**super().get_config(), **self.options_config()}

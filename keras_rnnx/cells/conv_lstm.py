@@ -297,11 +297,14 @@ class ConvLSTMCell(BuiltinCell):
         return ops.conv(h, kernel, padding="same", data_format=self.data_format)
 
     def call(
-        self, inputs: Structure, states: Structure, training: bool | None = False
+        self,
+        inputs: Structure,
+        states: Structure,
+        training: bool | None = False,
+        dropout_masks: Any = None,
     ) -> Structure:
         h_tm1, c_tm1 = states[0], states[1]
-        dp, rdp = self.masks(inputs, h_tm1, training)
-        recurrent_kernel = self.recurrent_weights(training)
+        dp, rdp, recurrent_kernel = self.masks(inputs, h_tm1, training, dropout_masks)
         axis = 1 if self.data_format == "channels_first" else -1
         if all(m is None for m in dp + rdp):
             # One convolution each for the four gates.

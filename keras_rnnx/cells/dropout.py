@@ -2,14 +2,17 @@
 
 The layer draws each cell's masks once, before the time loop (so the loop is
 stateless, which `lax.scan` needs), and hands them to the kernel in its
-`RecurrentCall`; a fused kernel applies the input mask itself, and a kernel
-that runs `cell.call` step by step puts them on the cells for the loop with
-`masks_on_cells`, where the cells' own `get_dropout_mask` finds them.
+`RecurrentCall`; a fused kernel applies them itself, and a kernel that runs
+`cell.call` step by step hands them to each step (`dropout_masks=`). Only a
+foreign cell, Keras's `DropoutRNNCell`, which reads them from its own
+attributes, finds them there (`foreign_cells_masks`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 from typing import Any, NamedTuple
 
 import keras
@@ -18,14 +21,24 @@ from keras import ops
 from keras_rnnx.types import Tensor
 
 
+class CellMasks(NamedTuple):
+    """One cell's dropout masks for one sequence (`None` where a rate is 0)."""
+
+    cell: Any
+    inputs: Any
+    recurrent: Any
+    recurrent_kernel: Any = None
+
+
 class DropoutMasks:
     """Fixed-per-sequence dropout masks for a cell, as Keras's DropoutRNNCell.
 
-    The RNN layer draws the masks through these methods once before the time
-    loop (so the loop itself is stateless, which `lax.scan` needs) and resets
-    them at once; a kernel running the cell step by step puts them back for
-    its loop (`masks_on_cells`). The method names match Keras's, so Keras's
-    `RNN` can drive these cells too.
+    A recurrent layer draws each cell's masks once before the time loop
+    (`draw_dropout_masks`; so the loop itself is stateless, which `lax.scan`
+    needs) and the loop hands them to each step explicitly (the cell's
+    `call(..., dropout_masks=...)`). A cell called on its own draws them
+    itself, as Keras's cells do: once, kept until `reset_dropout_mask`
+    (`get_dropout_mask` and the other methods of Keras's names).
     A cell using this mixin has `dropout`, `recurrent_dropout` and
     `seed_generator`; `dropout_mask_count` (gates with their own masks) is set
     when recurrent dropout is on, as Keras does, so seeded masks match Keras's.
@@ -49,8 +62,52 @@ class DropoutMasks:
             for _ in range(self.dropout_mask_count)
         ]
 
+    def _create_recurrent_kernel_mask(self):
+        ones = ops.ones(self.recurrent_kernel.shape, self.compute_dtype)
+        rate = getattr(self, "recurrent_kernel_dropout", 0)
+        return keras.random.dropout(ones, rate=rate, seed=self.seed_generator)
+
+    def draw_dropout_masks(self, step_input: Tensor, state: Tensor) -> CellMasks:
+        """This cell's masks for one sequence, drawn now (in Keras's order,
+        so seeded masks equal Keras's); the cell keeps none.
+
+        Args:
+            step_input: one time step of the input, `(batch, features)`.
+            state: the previous output state, `(batch, units)`.
+
+        Returns:
+            A `CellMasks` (a mask is `None` when its rate is 0).
+        """
+        rates = (self.dropout, self.recurrent_dropout, getattr(self, "recurrent_kernel_dropout", 0))
+        return CellMasks(
+            self,
+            self._create_dropout_mask(step_input, rates[0]) if rates[0] > 0 else None,
+            self._create_dropout_mask(state, rates[1]) if rates[1] > 0 else None,
+            self._create_recurrent_kernel_mask() if rates[2] > 0 else None,
+        )
+
+    def step_masks(self, step_input: Tensor, state: Tensor, dropout_masks: Any) -> CellMasks:
+        """The masks of one step: those a loop drew for the sequence and
+        hands the step (`dropout_masks`, as `masks_of` gives them), or, when
+        the cell is called on its own (`None`), those it keeps until reset."""
+        if dropout_masks is None:
+            return CellMasks(
+                self,
+                self.get_dropout_mask(step_input),
+                self.get_recurrent_dropout_mask(state),
+                self.get_recurrent_kernel_mask(),
+            )
+        return CellMasks(self, *dropout_masks)
+
+    def _kept(self, role, draw, rate):
+        kept = self.__dict__.setdefault("_kept_masks", {})
+        if kept.get(role) is None and rate > 0:
+            kept[role] = draw()
+        return kept.get(role)
+
     def get_dropout_mask(self, step_input: Tensor) -> Tensor | None:
-        """The input dropout mask for this sequence (created on first use).
+        """The input dropout mask of a cell called on its own (drawn on first
+        use, kept until `reset_dropout_mask`), as Keras's cells.
 
         Args:
             step_input: one time step of the input, `(batch, features)`.
@@ -59,12 +116,12 @@ class DropoutMasks:
             A mask tensor (a list of them, one per gate, when recurrent dropout
             is on), or `None` when `dropout` is 0.
         """
-        if getattr(self, "_dropout_mask", None) is None and self.dropout > 0:
-            self._dropout_mask = self._create_dropout_mask(step_input, self.dropout)
-        return getattr(self, "_dropout_mask", None)
+        draw = lambda: self._create_dropout_mask(step_input, self.dropout)  # noqa: E731
+        return self._kept("inputs", draw, self.dropout)
 
     def get_recurrent_dropout_mask(self, state: Tensor) -> Tensor | None:
-        """The recurrent dropout mask for this sequence (created on first use).
+        """The recurrent dropout mask of a cell called on its own (drawn on
+        first use, kept until reset).
 
         Args:
             state: the previous output state, `(batch, units)`.
@@ -73,35 +130,62 @@ class DropoutMasks:
             A mask tensor (or a list, one per gate), or `None` when
             `recurrent_dropout` is 0.
         """
-        if getattr(self, "_recurrent_dropout_mask", None) is None and self.recurrent_dropout > 0:
-            self._recurrent_dropout_mask = self._create_dropout_mask(state, self.recurrent_dropout)
-        return getattr(self, "_recurrent_dropout_mask", None)
+        draw = lambda: self._create_dropout_mask(state, self.recurrent_dropout)  # noqa: E731
+        return self._kept("recurrent", draw, self.recurrent_dropout)
 
     def get_recurrent_kernel_mask(self) -> Tensor | None:
-        """The DropConnect mask of `recurrent_kernel` for this sequence
-        (created on first use): one mask for every row and step, so fused
-        kernels run it, as AWD-LSTM's weight drop.
+        """The DropConnect mask of `recurrent_kernel` of a cell called on its
+        own (drawn on first use, kept until reset): one mask for every row
+        and step, so fused kernels run it, as AWD-LSTM's weight drop.
 
         Returns:
             A mask shaped as `recurrent_kernel`, or `None` when
             `recurrent_kernel_dropout` is 0.
         """
         rate = getattr(self, "recurrent_kernel_dropout", 0)
-        if getattr(self, "_recurrent_kernel_mask", None) is None and rate > 0:
-            ones = ops.ones(self.recurrent_kernel.shape, self.compute_dtype)
-            self._recurrent_kernel_mask = keras.random.dropout(
-                ones, rate=rate, seed=self.seed_generator
-            )
-        return getattr(self, "_recurrent_kernel_mask", None)
+        return self._kept("recurrent_kernel", self._create_recurrent_kernel_mask, rate)
 
     def reset_dropout_mask(self) -> None:
         """Forget the input dropout mask, so the next sequence draws a new one."""
-        self._dropout_mask = None
+        self.__dict__.setdefault("_kept_masks", {})["inputs"] = None
 
     def reset_recurrent_dropout_mask(self) -> None:
         """Forget the recurrent dropout and DropConnect masks."""
-        self._recurrent_dropout_mask = None
-        self._recurrent_kernel_mask = None
+        kept = self.__dict__.setdefault("_kept_masks", {})
+        kept["recurrent"] = kept["recurrent_kernel"] = None
+
+
+def masks_of(cell: Any, masks: tuple[CellMasks, ...]) -> Any:
+    """What `cell.call(..., dropout_masks=...)` takes from the masks a loop
+    drew (`RecurrentCall.dropout_masks`): tensors only, as Keras passes
+    call arguments: a cell's own `(inputs, recurrent, recurrent_kernel)`
+    masks (`None` where it has none), a stack's a list, one per cell."""
+    inner = getattr(cell, "cells", None)
+    if isinstance(inner, (list, tuple)):
+        return [masks_of(c, masks) for c in inner]
+    own = next((m for m in masks if m.cell is cell), None)
+    return (None, None, None) if own is None else tuple(own[1:])
+
+
+def accepts_dropout_masks(cell: Any) -> bool:
+    """Whether `cell.call` takes the loop's masks (`dropout_masks=`): keras-rnnx's
+    cells do; a foreign cell (Keras's `DropoutRNNCell`) reads them from its
+    attributes (`foreign_cells_masks`)."""
+    return "dropout_masks" in call_parameters(cell)
+
+
+def call_parameters(cell: Any) -> tuple[str, ...]:
+    """The names of `cell.call`'s parameters (none if it has no signature)."""
+    call = getattr(cell, "call", None)
+    return _parameters(getattr(call, "__func__", call))
+
+
+@functools.cache
+def _parameters(function) -> tuple[str, ...]:
+    try:
+        return tuple(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return ()
 
 
 def per_gate(mask: Tensor | None, gates: int):
@@ -117,31 +201,23 @@ def apply_mask(x: Tensor, mask: Tensor | None):
     return x if mask is None else x * mask
 
 
-class CellMasks(NamedTuple):
-    """One cell's dropout masks for one sequence (`None` where a rate is 0)."""
-
-    cell: Any
-    inputs: Any
-    recurrent: Any
-    recurrent_kernel: Any = None
-
-
 @contextlib.contextmanager
-def masks_on_cells(masks):
-    """Within the block, each cell's `get_dropout_mask`,
-    `get_recurrent_dropout_mask` and `get_recurrent_kernel_mask` return the
-    masks drawn for this sequence.
+def foreign_cells_masks(masks):
+    """Within the block, each foreign cell's (Keras's `DropoutRNNCell`'s)
+    `get_dropout_mask` and `get_recurrent_dropout_mask` return the masks drawn
+    for this sequence: they read them from their private attributes, the
+    only masks keras-rnnx puts on a cell. keras-rnnx's own cells get theirs
+    in their call.
 
     Args:
         masks: `CellMasks`, as `RecurrentCall.dropout_masks`.
     """
-    for m in masks:
-        # The attributes Keras's `DropoutRNNCell` and `DropoutMasks` cache them in.
+    foreign = [m for m in masks if not accepts_dropout_masks(m.cell)]
+    for m in foreign:
+        # The attributes Keras's `DropoutRNNCell` caches them in.
         m.cell._dropout_mask, m.cell._recurrent_dropout_mask = m.inputs, m.recurrent
-        m.cell._recurrent_kernel_mask = m.recurrent_kernel
     try:
         yield
     finally:
-        for m in masks:
+        for m in foreign:
             m.cell._dropout_mask = m.cell._recurrent_dropout_mask = None
-            m.cell._recurrent_kernel_mask = None

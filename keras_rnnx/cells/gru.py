@@ -96,7 +96,11 @@ class GRUCell(BuiltinCell):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
     def call(
-        self, inputs: Structure, states: Structure, training: bool | None = False
+        self,
+        inputs: Structure,
+        states: Structure,
+        training: bool | None = False,
+        dropout_masks: Any = None,
     ) -> Structure:
         nested = isinstance(states, (list, tuple))
         h_tm1 = states[0] if nested else states
@@ -107,8 +111,7 @@ class GRUCell(BuiltinCell):
                 input_bias, recurrent_bias = self.bias[0], self.bias[1]
             else:
                 input_bias = self.bias
-        dp, rdp = self.masks(inputs, h_tm1, training)
-        recurrent_kernel = self.recurrent_weights(training)
+        dp, rdp, recurrent_kernel = self.masks(inputs, h_tm1, training, dropout_masks)
         if self.dropout_mask_count is None or not training:
             x = ops.matmul(apply_mask(inputs, dp[0]), self.kernel)
             if input_bias is not None:

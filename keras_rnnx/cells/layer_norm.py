@@ -117,12 +117,16 @@ class LayerNormLSTMCell(NormOptions, LSTMCell):
         self.state_norm = self._norm("state_norm", self.units)
 
     def call(
-        self, inputs: Structure, states: Structure, training: bool | None = False
+        self,
+        inputs: Structure,
+        states: Structure,
+        training: bool | None = False,
+        dropout_masks: Any = None,
     ) -> Structure:
         h_tm1, c_tm1 = states[0], states[1]
-        dp, rdp = self.masks(inputs, h_tm1, training)
+        dp, rdp, recurrent_kernel = self.masks(inputs, h_tm1, training, dropout_masks)
         z = self.kernel_norm(ops.matmul(apply_mask(inputs, dp[0]), self.kernel))
-        recurrent = ops.matmul(apply_mask(h_tm1, rdp[0]), self.recurrent_weights(training))
+        recurrent = ops.matmul(apply_mask(h_tm1, rdp[0]), recurrent_kernel)
         z = z + self.recurrent_norm(recurrent)
         if self.bias is not None:
             z = z + self.bias
@@ -189,13 +193,17 @@ class LayerNormGRUCell(NormOptions, GRUCell):
         self.recurrent_norm = self._norm("recurrent_norm", 3 * self.units)
 
     def call(
-        self, inputs: Structure, states: Structure, training: bool | None = False
+        self,
+        inputs: Structure,
+        states: Structure,
+        training: bool | None = False,
+        dropout_masks: Any = None,
     ) -> Structure:
         nested = isinstance(states, (list, tuple))
         h_tm1 = states[0] if nested else states
-        dp, rdp = self.masks(inputs, h_tm1, training)
+        dp, rdp, recurrent_kernel = self.masks(inputs, h_tm1, training, dropout_masks)
         x = self.kernel_norm(ops.matmul(apply_mask(inputs, dp[0]), self.kernel))
-        u = ops.matmul(apply_mask(h_tm1, rdp[0]), self.recurrent_weights(training))
+        u = ops.matmul(apply_mask(h_tm1, rdp[0]), recurrent_kernel)
         u = self.recurrent_norm(u)
         if self.bias is not None:
             x, u = x + self.bias[0], u + self.bias[1]

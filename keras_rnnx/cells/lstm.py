@@ -140,11 +140,14 @@ class LSTMCell(BuiltinCell):
         return forget_bias_initializer(self)
 
     def call(
-        self, inputs: Structure, states: Structure, training: bool | None = False
+        self,
+        inputs: Structure,
+        states: Structure,
+        training: bool | None = False,
+        dropout_masks: Any = None,
     ) -> Structure:
         h_tm1, c_tm1 = states[0], states[1]
-        dp, rdp = self.masks(inputs, h_tm1, training)
-        recurrent_kernel = self.recurrent_weights(training)
+        dp, rdp, recurrent_kernel = self.masks(inputs, h_tm1, training, dropout_masks)
         if self.dropout_mask_count is None or not training:
             z = ops.matmul(apply_mask(inputs, dp[0]), self.kernel)
             z = ops.add(z, ops.matmul(h_tm1, recurrent_kernel))

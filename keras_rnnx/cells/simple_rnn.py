@@ -80,11 +80,14 @@ class SimpleRNNCell(BuiltinCell):
         self.state_size = units
 
     def call(
-        self, inputs: Structure, states: Structure, training: bool | None = False
+        self,
+        inputs: Structure,
+        states: Structure,
+        training: bool | None = False,
+        dropout_masks: Any = None,
     ) -> Structure:
         h_tm1 = states[0] if isinstance(states, (list, tuple)) else states
-        (dp,), (rdp,) = self.masks(inputs, h_tm1, training)
-        recurrent_kernel = self.recurrent_weights(training)
+        (dp,), (rdp,), recurrent_kernel = self.masks(inputs, h_tm1, training, dropout_masks)
         h = ops.matmul(apply_mask(inputs, dp), self.kernel)
         if self.bias is not None:
             h = ops.add(h, self.bias)

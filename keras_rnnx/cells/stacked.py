@@ -6,7 +6,13 @@ from typing import Any
 
 import keras
 
-from keras_rnnx.cells.base import accepts_training, initial_state, output_shapes, state_shapes
+from keras_rnnx.cells.base import (
+    accepts_training,
+    initial_state,
+    output_shapes,
+    state_shapes,
+    step_arguments,
+)
 from keras_rnnx.cells.registry import deserialize_part, register_cell
 from keras_rnnx.types import Cell, Config, Structure, Tensor
 
@@ -89,13 +95,20 @@ class StackedRNNCells(keras.layers.Layer):
             input_shape = (batch, *out.dims)
 
     def call(
-        self, inputs: Structure, states: Structure, training: bool | None = False
+        self,
+        inputs: Structure,
+        states: Structure,
+        training: bool | None = False,
+        dropout_masks: list | None = None,
     ) -> Structure:
         new_states = []
-        for cell, cell_states in zip(self.cells, states):
+        for k, (cell, cell_states) in enumerate(zip(self.cells, states)):
             was_list = isinstance(cell_states, (list, tuple))
             cell_states = list(cell_states) if was_list else [cell_states]
-            kwargs = {"training": training} if accepts_training(cell) else {}
+            if dropout_masks is None:  # called on its own: each cell draws its own
+                kwargs = {"training": training} if accepts_training(cell) else {}
+            else:  # a loop's masks, one entry per cell
+                kwargs = step_arguments(cell, training, dropout_masks[k])
             inputs, cell_states = cell(inputs, cell_states, **kwargs)
             if not was_list and isinstance(cell_states, (list, tuple)) and len(cell_states) == 1:
                 cell_states = cell_states[0]

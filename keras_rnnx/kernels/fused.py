@@ -38,22 +38,34 @@ def why_not_fused(
     weights then with `w_hr`) and the call's options; the mask and the device
     are each kernel's own business.
     """
-    for cell in fused_layers(call.cell):
-        spec, reason = find_spec(cell, modes)
-        if spec is None:
-            return reason
-        if not projects and spec.projects(cell):
-            return "proj_size is set: this vendor's LSTM has no projection"
+    reason = why_not_fused_cell(call.cell, call.unroll, modes, projects)
+    if reason is not None:
+        return reason
+    for cell in cells_of(call.cell):
         if call.training and getattr(cell, "recurrent_dropout", 0) > 0:
             return (
                 "recurrent_dropout > 0 in training (recurrent_kernel_dropout, DropConnect "
                 "on the recurrent kernel, regularises and keeps the fused kernel)"
             )
-    if call.unroll:
-        return "unroll=True asks for the unrolled loop"
     dtype = keras.backend.standardize_dtype(keras.tree.flatten(call.inputs)[0].dtype)
     if dtype not in dtypes:
         return f"dtype is {dtype}, not {' or '.join(dtypes)}"
+    return None
+
+
+def why_not_fused_cell(
+    cell: Cell, unroll: bool, modes: tuple[str, ...] = MODES, projects=False
+) -> str | None:
+    """What of `why_not_fused` is known when a layer is made: its cell's
+    spec and projection, and `unroll`."""
+    for inner in cells_of(cell):
+        spec, reason = find_spec(inner, modes)
+        if spec is None:
+            return reason
+        if not projects and spec.projects(inner):
+            return "proj_size is set: this vendor's LSTM has no projection"
+    if unroll:
+        return "unroll=True asks for the unrolled loop"
     return None
 
 
@@ -69,25 +81,27 @@ def why_not_exported(call: RecurrentCall) -> str | None:
     return None
 
 
-def fused_layers(cell: Cell) -> list:
+def cells_of(cell: Cell) -> list:
     """The cells a fused kernel runs one after another: `cell`, or a stack's
     cells in order (nested stacks flattened)."""
     if isinstance(cell, StackedRNNCells):
-        return [inner for c in cell.cells for inner in fused_layers(c)]
+        return [inner for c in cell.cells for inner in cells_of(c)]
     return [cell]
 
 
-def why_not_one_call(kernel: Kernel, forward: RecurrentCall, backward: RecurrentCall) -> str | None:
+def why_not_fused_bidirectional(
+    kernel: Kernel, forward: RecurrentCall, backward: RecurrentCall
+) -> str | None:
     """The reason `kernel` cannot run a `Bidirectional`'s two directions as one
     bidirectional call, or None (masks are each kernel's own business)."""
     if forward.go_backwards or not backward.go_backwards:
         return "the forward layer has go_backwards=True"
-    if len(fused_layers(forward.cell)) > 1:
+    if len(cells_of(forward.cell)) > 1:
         return "stacked cells run each direction on its own"
     reason = kernel.why_not(forward) or kernel.why_not(backward)
     if reason is not None:
         return reason
-    if _one_call_options(forward.cell) != _one_call_options(backward.cell):
+    if _bidirectional_options(forward.cell) != _bidirectional_options(backward.cell):
         return "the directions' cells differ in their options"
     if forward.training and getattr(forward.cell, "dropout", 0) > 0:
         return "input dropout in training gives each direction its own inputs"
@@ -96,8 +110,8 @@ def why_not_one_call(kernel: Kernel, forward: RecurrentCall, backward: Recurrent
     return None
 
 
-def _one_call_options(cell):
-    """What a one-call kernel needs the same in both directions (attributes,
+def _bidirectional_options(cell):
+    """What a kernel running both directions at once needs the same in each (attributes,
     not `get_config`, which torch.compile cannot trace)."""
     return (
         fused_spec(cell),
@@ -246,7 +260,7 @@ def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
     `Kernel.run` returns. A call traced for an exporter lays masks out
     without a sort or integer gathers (see `valid_steps_first`).
     """
-    cells = fused_layers(call.cell)
+    cells = cells_of(call.cell)
     flat_states = keras.tree.flatten(call.states)
     x, flat_states, compute = in_vendor_dtype(
         dropped_inputs(call, cell=cells[0]), flat_states, dtypes

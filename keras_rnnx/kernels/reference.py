@@ -16,8 +16,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_rnnx.cells.base import accepts_training, output_shapes, zeros_for
+from keras_rnnx.cells.base import output_shapes, zeros_for
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
+from keras_rnnx.kernels.traits import traits
 from keras_rnnx.types import Cell
 
 
@@ -43,13 +44,13 @@ def masked_step(call: RecurrentCall, output_structure):
 
     Returns `step(inputs_t, mask_t, flat_states, flat_prev, reset_t=None) ->
     (flat_states, flat_outputs)`, on flat lists; `mask_t` and `reset_t` are
-    `(batch,)` or `None`: a row reset starts over from `call.reset_states`
+    `(batch,)` or `None`: a row reset starts over from `call.restart_states`
     and a zero previous output, as a sequence does. Loops on any backend
     share it, so they agree by construction.
     """
     cell, state_structure = call.cell, call.states
-    kwargs = {"training": call.training} if accepts_training(cell) else {}
-    flat_reset = keras.tree.flatten(call.reset_states) if call.reset is not None else []
+    arguments = call.step_arguments()
+    flat_reset = keras.tree.flatten(call.restart_states) if call.reset is not None else []
 
     def step(inputs_t, mask_t, flat_states, flat_prev, reset_t=None):
         if reset_t is not None:
@@ -57,7 +58,7 @@ def masked_step(call: RecurrentCall, output_structure):
             flat_prev = [_where(reset_t, ops.zeros_like(p), p) for p in flat_prev]
         inputs_t = keras.tree.pack_sequence_as(call.inputs, list(inputs_t))
         states = keras.tree.pack_sequence_as(state_structure, list(flat_states))
-        output, new_states = cell(inputs_t, states, **kwargs)
+        output, new_states = cell(inputs_t, states, **arguments)
         if not isinstance(new_states, (list, tuple, dict)) and isinstance(state_structure, list):
             new_states = [new_states]
         check_structure(state_structure, new_states, "states", cell)
@@ -113,11 +114,11 @@ class ReferenceKernel:
             return new_carry, new_carry
 
         init = (keras.tree.flatten(call.states), keras.tree.flatten(output_structure))
-        # A torch trace records a scan's steps as that many indexed reads, which
-        # the exported model would repeat for inputs of any length, silently
-        # wrong; unrolled, the input is split into as many steps, and another
-        # length is an error in the exported model.
-        if call.unroll or (call.exporting and call.backend == "torch"):
+        # Where a trace records a scan's steps as that many indexed reads
+        # (torch's), the exported model would repeat them for inputs of any
+        # length, silently wrong; unrolled, the input is split into as many
+        # steps, and another length is an error in the exported model.
+        if call.unroll or (call.exporting and traits().traces_unroll):
             carry, ys = init, []
             for x_t in zip(*(ops.unstack(x, axis=0) for x in xs)):
                 carry, y = step(carry, list(x_t))

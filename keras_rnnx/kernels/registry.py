@@ -11,22 +11,24 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import warnings
 from typing import Any, Protocol, runtime_checkable
 
 import keras
 
-from keras_rnnx.cells.dropout import masks_on_cells
+from keras_rnnx.cells.base import step_arguments
+from keras_rnnx.cells.dropout import foreign_cells_masks, masks_of
+from keras_rnnx.context import CallContext
 from keras_rnnx.registry import Registry
 
 logger = logging.getLogger("keras_rnnx")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class RecurrentCall:
     """Everything a kernel needs to run one sequence; a layer makes one per call.
 
-    Kernels read it and never change it.
+    Frozen: kernels read it (a kernel that runs a variant of the call, as
+    torch's segments do, makes one with `dataclasses.replace`).
 
     Args:
         cell: the cell to run (already built).
@@ -49,20 +51,24 @@ class RecurrentCall:
             in order; a mask is `None` when its rate is 0). They apply only
             when `training`. A fused kernel multiplies the inputs by the
             input mask and the recurrent kernel by its DropConnect mask
-            itself; a kernel that runs `cell.call` runs it inside
-            `call.dropout_on_cells()`.
+            itself; a kernel that runs the cell step by step calls
+            `call.step(inputs, states)`, which hands each cell its masks, inside
+            `call.dropout_on_cells()` (for a foreign cell, Keras's
+            `DropoutRNNCell`, which reads them from its attributes).
         reset: a `(batch, time)` boolean tensor, in time order as the mask,
-            true where a row's states go back to `reset_states` (and its
+            true where a row's states go back to `restart_states` (and its
             previous output to zeros) before that step is processed, or `None`.
-        reset_states: the states a reset row goes back to, structured as
+        restart_states: the states a reset row restarts from, structured as
             `states`: the layer's initial states (zeros unless the cell
             defines `get_initial_state`), whatever `states` the call began from. Only kernels that
             declare `resets = True` are selected for a call with one.
-        exporting: the format an exporter traces the call for (a
-            `model.export` format, or `"trace"` for another torch trace), or
-            `None`: a kernel then uses only ops that exporter converts (no
-            sort, no host read of mask values, no `TensorArray` for OpenVINO
-            or LiteRT).
+        context: what the call learned from its surroundings (a
+            `keras_rnnx.context.CallContext`): the export it is traced for
+            (`call.exporting`: a `model.export` format, `"trace"` for another
+            torch trace, or `None`; a kernel then uses only ops that exporter
+            converts: no sort, no host read of mask values, no `TensorArray`
+            for OpenVINO or LiteRT), whether it is traced (`call.traced`) and
+            compiled by torch's Dynamo (`call.compiling`).
 
     Returns:
         A dataclass instance.
@@ -95,26 +101,50 @@ class RecurrentCall:
     use_cudnn: Any = "auto"
     backend: str = dataclasses.field(default_factory=keras.backend.backend)
     dropout_masks: tuple = ()
-    exporting: str | None = None
     reset: Any = None
-    reset_states: Any = None
-
-    def dropout_on_cells(self) -> contextlib.AbstractContextManager[None]:
-        """A context in which the cells' own `get_dropout_mask` and
-        `get_recurrent_dropout_mask` return `dropout_masks`: a kernel that
-        runs `cell.call` step by step runs its loop inside it."""
-        return masks_on_cells(self.dropout_masks)
+    restart_states: Any = None
+    context: CallContext = CallContext()
 
     @property
-    def facts(self) -> dict:
-        """Deprecated: nothing reads it; a kernel derives what it needs in `run`."""
-        warnings.warn(
-            "RecurrentCall.facts is deprecated and will be removed: kernels derive "
-            "what they need from the call in `run`.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.__dict__.setdefault("_facts", {})
+    def reset_states(self) -> Any:
+        """Deprecated name of `restart_states` (until 0.3): `RNN.reset_states()`
+        is the stateful reset, another thing."""
+        return self.restart_states
+
+    @property
+    def exporting(self) -> str | None:
+        """The format the call is traced for (`context.exporting`), or `None`."""
+        return self.context.exporting
+
+    @property
+    def traced(self) -> bool:
+        """Whether a graph is being recorded (`context.traced`)."""
+        return self.context.traced
+
+    @property
+    def compiling(self) -> bool:
+        """Whether torch's Dynamo traces the call (`context.compiling`)."""
+        return self.context.compiling
+
+    def step(self, inputs: Any, states: Any) -> tuple[Any, Any]:
+        """One step of the cell, `cell(inputs, states, **call.step_arguments())`.
+
+        Returns:
+            The cell's `(output, new_states)`.
+        """
+        return self.cell(inputs, states, **self.step_arguments())
+
+    def step_arguments(self) -> dict:
+        """The keyword arguments of each step of the cell: the call's
+        `training` and dropout masks (each for a cell that takes it)."""
+        masks = masks_of(self.cell, self.dropout_masks)
+        return step_arguments(self.cell, self.training, masks)
+
+    def dropout_on_cells(self) -> contextlib.AbstractContextManager[None]:
+        """A context in which foreign cells (Keras's `DropoutRNNCell`, which
+        reads its masks from its attributes) find `dropout_masks`: a kernel
+        that runs the cell step by step runs its loop inside it."""
+        return foreign_cells_masks(self.dropout_masks)
 
 
 @runtime_checkable
@@ -137,8 +167,11 @@ class Kernel(Protocol):
             TensorFlow loop 1, the reference loop 0.
         fused: whether it satisfies `use_cudnn=True` (whole-sequence fused
             gate equations, as cuDNN).
-        xla: optional; `False` when its ops cannot be XLA-compiled, so a layer
-            that ran it sets `supports_jit = False`, as Keras's cuDNN path does.
+        xla: optional; `False` when its ops cannot be XLA-compiled: a layer
+            it might run sets `supports_jit = False` when constructed, as
+            Keras's cuDNN path does. Such a kernel may say from the cell alone
+            with `why_not_cell(cell, unroll)` (`None`: it might run it);
+            without one it counts for every layer.
         resets: optional; `True` when it runs a call's per-sample `reset`
             (`RecurrentCall.reset`); selection passes over the others for
             such a call, so a kernel that predates resets never ignores one.

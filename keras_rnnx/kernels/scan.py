@@ -20,6 +20,7 @@ from keras import ops
 
 from keras_rnnx.cells.linear import LinearRecurrentCell
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
+from keras_rnnx.kernels.traits import traits
 from keras_rnnx.types import Structure, Tensor
 
 # log(0) for the identity pair in log space: finite, so that gradients stay
@@ -33,15 +34,10 @@ CHUNK = 16
 
 
 def loop_is_faster(call: RecurrentCall) -> str | None:
-    """Why the step loop beats the scan for `call`, or `None`: on a CPU,
-    JAX's compiled loop costs less than the scan's passes over the sequence
-    (bench.py, `--layers beyond`: the scan 2-7x slower)."""
-    if call.backend == "jax":
-        import jax
-
-        if jax.default_backend() == "cpu":
-            return "on JAX's CPU the compiled step loop is faster"
-    return None
+    """Why the step loop beats the scan for `call`, or `None` (the backend's
+    `loop_beats_scan`: on JAX's CPU its compiled loop costs less than the
+    scan's passes over the sequence, bench.py `--layers beyond`)."""
+    return traits().loop_beats_scan()
 
 
 class Recurrence:
@@ -62,8 +58,8 @@ class Recurrence:
 
     def states(self, a: Tensor, b, h0: Tensor) -> Structure | None:
         """Every `h_t` from `h0` (time on axis 1 of `a` and `b`)."""
-        if keras.backend.backend() == "jax":
-            # lax.associative_scan: log-depth, which XLA compiles well.
+        if traits().associative_scan:
+
             def combine(first, second):
                 (a1, b1), (a2, b2) = first, second
                 return [self.compose(a1, a2), self.step(a2, b1, b2)]
@@ -173,7 +169,7 @@ class ParallelScanKernel:
             a, b = ops.where(valid, a, one), ops.where(valid, b, zero)
         if reset is not None:
             # From the reset states s instead: (0, a s + b).
-            (s,) = keras.tree.flatten(call.reset_states)
+            (s,) = keras.tree.flatten(call.restart_states)
             starts = _expand(reset, a)
             if log:
                 a_s = ops.exp(a) * ops.expand_dims(s, 1)

@@ -12,7 +12,7 @@ import dataclasses
 
 from keras_rnnx.kernels.empty import EMPTY, is_empty
 from keras_rnnx.kernels.registry import Kernel, RecurrentCall, registered_kernels
-from keras_rnnx.types import UseCudnn
+from keras_rnnx.types import Cell, UseCudnn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +72,25 @@ def candidates(use_cudnn: UseCudnn) -> tuple[list[Kernel], list[tuple[str, str]]
     return kernels, []
 
 
+def supports_xla(cell: Cell, use_cudnn: UseCudnn, unroll: bool) -> bool:
+    """Whether a layer of `cell` runs only kernels XLA compiles, decided when
+    the layer is made, as Keras decides it for cuDNN: `compile(jit_compile=
+    "auto")` reads `supports_jit` before a functional model's layers run.
+
+    A kernel that XLA cannot compile (`xla = False`) and that might run the
+    layer makes it `False`: one with `why_not_cell(cell, unroll)` says from
+    the cell, its options and the device whether it might; one without it
+    might run any layer.
+    """
+    for kernel in candidates(use_cudnn)[0]:
+        if getattr(kernel, "xla", True):
+            continue
+        why_not_cell = getattr(kernel, "why_not_cell", None)
+        if why_not_cell is None or why_not_cell(cell, unroll) is None:
+            return False
+    return True
+
+
 def select(call: RecurrentCall) -> tuple[Kernel, Selection]:
     """The kernel to run `call`, and the record of the choice.
 
@@ -123,13 +142,13 @@ def select_bidirectional(
         return None, Selection(None)
     if forward.reset is not None:
         reason = "a per-sample reset: each direction runs its own segments"
-        return None, Selection(None, (("one-call bidirectional", reason),), forward.exporting)
-    one_call = {k.name for k in registered_kernels() if hasattr(k, "run_bidirectional")}
+        return None, Selection(None, (("bidirectional", reason),), forward.exporting)
+    both_ways = {k.name for k in registered_kernels() if hasattr(k, "run_bidirectional")}
     use_cudnn: UseCudnn = False if False in (forward.use_cudnn, backward.use_cudnn) else "auto"
     kernels, filtered = candidates(use_cudnn)
-    passed_over = [(f"{n}-bidirectional", r) for n, r in filtered if n in one_call]
+    passed_over = [(f"{n}-bidirectional", r) for n, r in filtered if n in both_ways]
     for kernel in kernels:
-        if kernel.name not in one_call:
+        if kernel.name not in both_ways:
             continue
         name = f"{kernel.name}-bidirectional"
         reason = kernel.why_not_bidirectional(forward, backward)  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_rnnx import kernels
+from keras_rnnx import context, kernels
 from keras_rnnx.cells.registry import deserialize_part
 from keras_rnnx.layers.keras_semantics import rnn_propagates_masks
 from keras_rnnx.layers.rnn import RNN
@@ -250,8 +250,9 @@ class Bidirectional(keras.layers.Layer):
         """Both directions through the layers' kernel seam, in one kernel call
         when a kernel runs both."""
         layers = (self.forward_layer, self.backward_layer)
+        call_context = context.read(keras.tree.flatten(sequences)[0])
         calls = [
-            layer.prepare_call(sequences, state, mask, training, reset)
+            layer.prepare_call(sequences, state, mask, training, reset, call_context=call_context)
             for layer, state in zip(layers, (forward_state, backward_state))
         ]
         kernel, selection = kernels.select_bidirectional(*calls)
@@ -264,7 +265,9 @@ class Bidirectional(keras.layers.Layer):
                 layer.select_kernel(call, selection.passed_over).run(call)
                 for layer, call in zip(layers, calls)
             ]
-        return [layer.finish_call(result) for layer, result in zip(layers, results)]
+        return [
+            layer.finish_call(result, call) for layer, result, call in zip(layers, results, calls)
+        ]
 
     @property
     def states(self) -> Structure | None:

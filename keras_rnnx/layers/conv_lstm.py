@@ -8,7 +8,7 @@ import keras
 
 from keras_rnnx.cells.base import named_arguments
 from keras_rnnx.cells.conv_lstm import ConvLSTMCell
-from keras_rnnx.layers.builtin_rnn import BuiltinRNN
+from keras_rnnx.layers.fixed_cell_rnn import FixedCellRNN
 from keras_rnnx.types import (
     Activation,
     Cell,
@@ -21,7 +21,7 @@ from keras_rnnx.types import (
 )
 
 
-class ConvLSTM(BuiltinRNN):
+class ConvLSTM(FixedCellRNN):
     """`RNN(ConvLSTMCell(rank, ...))` with Keras's arguments, weights and config."""
 
     cell_class = ConvLSTMCell

@@ -8,12 +8,12 @@ import keras
 
 from keras_rnnx.cells.base import named_arguments
 from keras_rnnx.cells.gru import GRUCell
-from keras_rnnx.layers.builtin_rnn import BuiltinRNN
+from keras_rnnx.layers.fixed_cell_rnn import FixedCellRNN
 from keras_rnnx.types import Activation, Constraint, Initializer, Regularizer, UseCudnn
 
 
 @keras.saving.register_keras_serializable(package="keras_rnnx")
-class GRU(BuiltinRNN):
+class GRU(FixedCellRNN):
     """Gated Recurrent Unit layer; a drop-in for `keras.layers.GRU`.
 
     `RNN(GRUCell(units, ...))` with Keras's weights (`gru_cell/kernel`,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from keras_rnnx.cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
-from keras_rnnx.layers.builtin_rnn import BuiltinRNN
+from keras_rnnx.layers.fixed_cell_rnn import FixedCellRNN
 
 _DOC = """`RNN({cell}(units, ...))`, a layer-normalised {kind}.
 
@@ -37,7 +37,7 @@ _DOC = """`RNN({cell}(units, ...))`, a layer-normalised {kind}.
 
 
 @keras.saving.register_keras_serializable(package="keras_rnnx")
-class LayerNormLSTM(BuiltinRNN):
+class LayerNormLSTM(FixedCellRNN):
     __doc__ = _DOC.format(
         cell="LayerNormLSTMCell",
         kind="LSTM (TensorFlow Addons')",
@@ -50,7 +50,7 @@ class LayerNormLSTM(BuiltinRNN):
 
 
 @keras.saving.register_keras_serializable(package="keras_rnnx")
-class LayerNormGRU(BuiltinRNN):
+class LayerNormGRU(FixedCellRNN):
     __doc__ = _DOC.format(cell="LayerNormGRUCell", kind="GRU", base="GRU", layer="LayerNormGRU")
     cell_class = LayerNormGRUCell
     cell_name = "layer_norm_gru_cell"

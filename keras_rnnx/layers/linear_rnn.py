@@ -6,7 +6,7 @@ import keras
 
 from keras_rnnx.cells.lru import LRUCell
 from keras_rnnx.cells.min_rnn import MinGRUCell, MinLSTMCell
-from keras_rnnx.layers.builtin_rnn import BuiltinRNN
+from keras_rnnx.layers.fixed_cell_rnn import FixedCellRNN
 
 _DOC = """`RNN({cell}(units, ...))`: {what}.
 
@@ -41,7 +41,7 @@ _PROJECTED = "`log_space`, `use_bias`, initializers, regularizers, constraints"
 
 
 @keras.saving.register_keras_serializable(package="keras_rnnx")
-class MinGRU(BuiltinRNN):
+class MinGRU(FixedCellRNN):
     __doc__ = _DOC.format(
         cell="MinGRUCell",
         what="the minGRU of Feng et al. (2024)",
@@ -56,7 +56,7 @@ class MinGRU(BuiltinRNN):
 
 
 @keras.saving.register_keras_serializable(package="keras_rnnx")
-class MinLSTM(BuiltinRNN):
+class MinLSTM(FixedCellRNN):
     __doc__ = _DOC.format(
         cell="MinLSTMCell",
         what="the minLSTM of Feng et al. (2024)",
@@ -71,7 +71,7 @@ class MinLSTM(BuiltinRNN):
 
 
 @keras.saving.register_keras_serializable(package="keras_rnnx")
-class LRU(BuiltinRNN):
+class LRU(FixedCellRNN):
     __doc__ = _DOC.format(
         cell="LRUCell",
         what="the Linear Recurrent Unit of Orvieto et al. (2023)",

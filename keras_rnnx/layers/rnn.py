@@ -8,17 +8,14 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_rnnx import kernels
+from keras_rnnx import context, kernels
 from keras_rnnx.cells.base import Shape, initial_state, output_shapes, state_shapes
 from keras_rnnx.cells.dropout import CellMasks
 from keras_rnnx.cells.registry import deserialize_part
 from keras_rnnx.cells.stacked import StackedRNNCells
-from keras_rnnx.kernels.empty import is_empty
-from keras_rnnx.kernels.export import exporting
 from keras_rnnx.kernels.registry import Kernel, RecurrentCall, logger
-from keras_rnnx.kernels.selection import Selection
+from keras_rnnx.kernels.selection import Selection, supports_xla
 from keras_rnnx.layers.keras_semantics import rnn_propagates_masks
-from keras_rnnx.streaming import record_final_states, streamed_states
 from keras_rnnx.types import Cell, Config, Structure, Tensor, UseCudnn
 
 USE_CUDNN_VALUES = ("auto", True, False)
@@ -141,6 +138,9 @@ class RNN(keras.layers.Layer):
         self.zero_output_for_mask = zero_output_for_mask
         self.use_cudnn = use_cudnn
         self.supports_masking = rnn_propagates_masks()
+        # Known now, as Keras decides it for cuDNN: `compile(jit_compile="auto")`
+        # reads it before a functional model's layers ever run.
+        self.supports_jit = supports_xla(cell, use_cudnn, unroll)
         self._untracked(states=None, selection=None, step_shapes=None)
 
     def _untracked(self, **attributes):
@@ -351,11 +351,8 @@ class RNN(keras.layers.Layer):
         training: bool | None = None,
         reset: Tensor | None = None,
     ) -> Structure:
-        initial_state = streamed_states(self, initial_state)
         call = self.prepare_call(sequences, initial_state, mask, training, reset)
-        result = self.select_kernel(call).run(call)
-        record_final_states(self, result[2])
-        return self.finish_call(result)
+        return self.finish_call(self.select_kernel(call).run(call), call)
 
     # The seam between the layer and its kernels: prepare a call, select a
     # kernel, run it, finish. `Bidirectional` drives its directions through it.
@@ -367,15 +364,22 @@ class RNN(keras.layers.Layer):
         mask: Tensor | None = None,
         training: bool | None = None,
         reset: Tensor | None = None,
+        *,
+        call_context: context.CallContext | None = None,
     ) -> RecurrentCall:
         """Check a call's arguments and describe it for the kernels.
 
         Draws the dropout masks for the sequence (as Keras does, in
-        inference too, so seeded masks stay in step).
+        inference too, so seeded masks stay in step), and reads what the
+        call learns from its surroundings (`keras_rnnx.context`: a stream's
+        states, the export it is traced for) once.
 
         Args:
             sequences, initial_state, mask, training, reset: as for calling
                 the layer.
+            call_context: the context to use, read by the caller (a
+                `Bidirectional` reads one for both directions); by default
+                read now.
 
         Returns:
             A `RecurrentCall`.
@@ -384,6 +388,9 @@ class RNN(keras.layers.Layer):
             ValueError: as calling the layer does, for bad arguments.
         """
         flat_inputs = [ops.convert_to_tensor(x) for x in keras.tree.flatten(sequences)]
+        if call_context is None:
+            call_context = context.read(flat_inputs[0])
+        initial_state = call_context.initial_state(self, initial_state)
         # In the cell's compute dtype, as its own call would cast them (a cell
         # passed in keeps its dtype policy): fused kernels use its weights as they are.
         dtype = getattr(self.cell, "compute_dtype", None)
@@ -426,7 +433,9 @@ class RNN(keras.layers.Layer):
         else:
             states = self.get_initial_state(batch)
 
-        call = kernels.RecurrentCall(
+        empty = 0 in tuple(flat_inputs[0].shape[:2])
+        masks = () if empty else _draw_dropout_masks(self.cell, flat_inputs[0][:, 0], states)
+        return kernels.RecurrentCall(
             cell=self.cell,
             inputs=sequences,
             states=states,
@@ -437,13 +446,11 @@ class RNN(keras.layers.Layer):
             zero_output_for_mask=self.zero_output_for_mask,
             return_sequences=self.return_sequences,
             use_cudnn=self.use_cudnn,
-            exporting=exporting(),
+            dropout_masks=masks,
             reset=reset,
-            reset_states=None if reset is None else self.get_initial_state(batch),
+            restart_states=None if reset is None else self.get_initial_state(batch),
+            context=call_context,
         )
-        if not is_empty(call):
-            call.dropout_masks = _draw_dropout_masks(self.cell, flat_inputs[0][:, 0], states)
-        return call
 
     def select_kernel(
         self, call: RecurrentCall, passed_over: tuple[tuple[str, str], ...] = ()
@@ -453,7 +460,7 @@ class RNN(keras.layers.Layer):
         Args:
             call: what `prepare_call` returned.
             passed_over: `(kernel, reason)` pairs declined before (by a
-                `Bidirectional`'s one-call kernels), recorded first.
+                a `Bidirectional` kernel running both directions), recorded first.
 
         Returns:
             The kernel; `kernel.run(call)` runs the sequence.
@@ -470,16 +477,12 @@ class RNN(keras.layers.Layer):
         """Record that `kernel` runs this layer: what `explain` reports.
 
         `select_kernel` records its choice; a caller that runs the layer's
-        call another way (`Bidirectional`'s one-call kernels) records it.
+        call another way (a `Bidirectional` kernel running both directions) records it.
 
         Args:
             selection: the `Selection`.
             kernel: the kernel that runs the call.
         """
-        if not getattr(kernel, "xla", True):
-            # As Keras does for cuDNN: a model holding this layer is not
-            # XLA-compiled under `jit_compile="auto"`.
-            self.supports_jit = False
         if selection != self._selection:
             logger.debug("%s: %s", self.name, selection)
             self._untracked(selection=selection)
@@ -490,12 +493,16 @@ class RNN(keras.layers.Layer):
         trace, or `None` before its first call (`keras_rnnx.explain`)."""
         return self._selection
 
-    def finish_call(self, result: tuple[Any, Any, Any]) -> Structure:
+    def finish_call(
+        self, result: tuple[Any, Any, Any], call: RecurrentCall | None = None
+    ) -> Structure:
         """The layer's return value from a kernel's result; updates a
-        stateful layer's states.
+        stateful layer's states, and hands the final states to the stream
+        that fed the call its states, if one did.
 
         Args:
             result: `(last_output, outputs, states)`, as `Kernel.run` returns.
+            call: the `RecurrentCall` that ran (its context has the stream).
 
         Returns:
             What calling the layer returns.
@@ -504,6 +511,8 @@ class RNN(keras.layers.Layer):
         last_output, outputs, final_states = keras.tree.map_structure(
             lambda t: ops.cast(t, self.compute_dtype), tuple(result)
         )
+        if call is not None:
+            call.context.record_final_states(self, final_states)
         if self.stateful:
             for variable, value in zip(
                 keras.tree.flatten(self._states), keras.tree.flatten(final_states)
@@ -552,8 +561,8 @@ def _zero_masked_steps(x, mask):
 
 def _draw_dropout_masks(cell, step_input, states):
     """Each cell's dropout masks for one sequence, drawn once before the
-    (stateless) loop: `(cell, input_mask, recurrent_mask)` per cell that has
-    them (`CellMasks`), as `RecurrentCall.dropout_masks`. The cells keep none."""
+    (stateless) loop: a `CellMasks` per cell that has them, as
+    `RecurrentCall.dropout_masks`. The cells keep none."""
     if isinstance(cell, StackedRNNCells):
         masks, batch = (), ops.shape(step_input)[0]
         for inner, inner_states in zip(cell.cells, states):
@@ -561,13 +570,14 @@ def _draw_dropout_masks(cell, step_input, states):
             dims = keras.tree.flatten(output_shapes(inner))[0].dims
             step_input = ops.zeros((batch, *dims), dtype=step_input.dtype)
         return masks
+    state = keras.tree.flatten(states)[0]
+    if hasattr(cell, "draw_dropout_masks"):
+        return (cell.draw_dropout_masks(step_input, state),)
     if not hasattr(cell, "get_dropout_mask"):
         return ()
+    # A foreign cell (Keras's `DropoutRNNCell`): through its own methods.
     masks = CellMasks(
-        cell,
-        cell.get_dropout_mask(step_input),
-        cell.get_recurrent_dropout_mask(keras.tree.flatten(states)[0]),
-        cell.get_recurrent_kernel_mask() if hasattr(cell, "get_recurrent_kernel_mask") else None,
+        cell, cell.get_dropout_mask(step_input), cell.get_recurrent_dropout_mask(state)
     )
     cell.reset_dropout_mask()
     cell.reset_recurrent_dropout_mask()

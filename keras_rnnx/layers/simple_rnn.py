@@ -8,12 +8,12 @@ import keras
 
 from keras_rnnx.cells.base import named_arguments
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
-from keras_rnnx.layers.builtin_rnn import BuiltinRNN
+from keras_rnnx.layers.fixed_cell_rnn import FixedCellRNN
 from keras_rnnx.types import Activation, Constraint, Initializer, Regularizer, UseCudnn
 
 
 @keras.saving.register_keras_serializable(package="keras_rnnx")
-class SimpleRNN(BuiltinRNN):
+class SimpleRNN(FixedCellRNN):
     """Fully connected RNN layer; a drop-in for `keras.layers.SimpleRNN`.
 
     `RNN(SimpleRNNCell(units, ...))` with Keras's weights

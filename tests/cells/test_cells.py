@@ -5,11 +5,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import to_numpy
-from oracle import assert_all_close
 
 import keras_rnnx
 from keras_rnnx.cells.base import Shape, size_to_shapes
+from tests.helpers.backend_utils import to_numpy
+from tests.helpers.oracle import assert_all_close
 
 CELLS = {
     "LSTMCell": {"units": 4},

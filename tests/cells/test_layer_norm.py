@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from backend_utils import to_numpy
-from oracle import (
+
+import keras_rnnx
+from tests.helpers.backend_utils import to_numpy
+from tests.helpers.oracle import (
     BATCH,
     assert_all_close,
     assert_matches_reference,
@@ -17,8 +19,6 @@ from oracle import (
     numpy_steps,
     sequences,
 )
-
-import keras_rnnx
 
 UNITS = 4
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import to_numpy
-from oracle import (
+
+import keras_rnnx
+from tests.helpers.backend_utils import to_numpy
+from tests.helpers.oracle import (
     KERNEL_OPTIONS,
     MIXED_TOLERANCE,
     STACK_OPTIONS,
@@ -33,8 +35,6 @@ from oracle import (
     stand_in_off_gpu,
     states_for,
 )
-
-import keras_rnnx
 
 pytestmark = only_on("jax", "the cuDNN LSTM kernel")
 
@@ -56,7 +56,7 @@ def _lstm_ref(x, h0, c0, weights, seq_lengths, *, input_size, hidden_size, bidir
 @pytest.fixture
 def cudnn(monkeypatch):
     """The kernel's module, with cuDNN replaced by JAX's reference off the GPU."""
-    from keras_rnnx.kernels import jax as kernel
+    from keras_rnnx.kernels.backends import jax as kernel
 
     return stand_in_off_gpu(monkeypatch, kernel, "cudnn_lstm", _lstm_ref)
 
@@ -176,7 +176,7 @@ def test_declines_with_a_reason(cudnn, make, reason):
 
 
 def test_without_a_gpu_it_says_so():
-    from keras_rnnx.kernels import jax as kernel
+    from keras_rnnx.kernels.backends import jax as kernel
 
     if kernel.on_gpu():
         pytest.skip("this machine has a GPU")

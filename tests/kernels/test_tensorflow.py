@@ -6,8 +6,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import to_numpy
-from oracle import (
+
+import keras_rnnx
+from tests.helpers.backend_utils import to_numpy
+from tests.helpers.oracle import (
     KERNEL_OPTIONS,
     UNITS,
     assert_all_close,
@@ -19,8 +21,6 @@ from oracle import (
     sequences,
     states_for,
 )
-
-import keras_rnnx
 
 pytestmark = only_on("tensorflow", "the tf.while_loop kernel")
 

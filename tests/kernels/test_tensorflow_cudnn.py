@@ -10,9 +10,12 @@ graph too; on a GPU the real op runs instead.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
-from oracle import (
+
+import keras_rnnx
+from tests.helpers.oracle import (
     KERNEL_OPTIONS,
     MIXED_TOLERANCE,
     UNITS,
@@ -31,8 +34,6 @@ from oracle import (
     stand_in_off_gpu,
     states_for,
 )
-
-import keras_rnnx
 
 pytestmark = only_on("tensorflow", "the CudnnRNNV3 kernel")
 
@@ -91,7 +92,7 @@ def _canonical_from_params_on_cpu(params, num_units, input_size, num_proj):
 def cudnn(monkeypatch):
     """The kernels' module, with CudnnRNNV3 (and cuDNN's conversion of a
     projected LSTM's weights) replaced by their equations off the GPU."""
-    from keras_rnnx.kernels import tensorflow as kernel
+    from keras_rnnx.kernels.backends import tensorflow as kernel
 
     if not kernel.on_gpu():
         monkeypatch.setattr(kernel, "params_from_canonical", _params_from_canonical_on_cpu)
@@ -119,6 +120,59 @@ def test_cudnn_matches_reference(cudnn, layer, case, mask_kind):
     fused, reference = _pair(layer, **OPTIONS[case])
     assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
     assert keras_rnnx.explain(fused).kernel == "tf-cudnn"
+
+
+@pytest.fixture
+def a_gpu_for_keras(monkeypatch):
+    """TensorFlow reporting a GPU to Keras, which decides `jit_compile="auto"`
+    (and its own layers' cuDNN) by the devices it lists."""
+    import tensorflow as tf
+
+    physical, logical = tf.config.list_physical_devices, tf.config.list_logical_devices
+    gpu = tf.config.PhysicalDevice("/physical_device:GPU:0", "GPU")
+    monkeypatch.setattr(
+        tf.config,
+        "list_physical_devices",
+        lambda device_type=None: (
+            physical(device_type) + ([gpu] if device_type in (None, "GPU") else [])
+        ),
+    )
+    monkeypatch.setattr(
+        tf.config,
+        "list_logical_devices",
+        lambda device_type=None: (
+            logical(device_type)
+            + ([tf.config.LogicalDevice("/device:GPU:0", "GPU")] if device_type == "GPU" else [])
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("layer", "options"),
+    [
+        ("LSTM", {}),
+        ("GRU", {}),
+        ("LSTM", {"use_cudnn": False}),
+        ("GRU", {"reset_after": False}),
+        ("LSTM", {"activation": "relu"}),
+        ("SimpleRNN", {}),
+    ],
+)
+def test_jit_compile_auto_is_decided_before_the_layer_runs(cudnn, a_gpu_for_keras, layer, options):
+    # Keras resolves jit_compile="auto" in compile(), before a functional
+    # model's recurrent layer has run; XLA around cuDNN would fail.
+    def compiled(module):
+        inputs = keras.Input((5, 3))
+        recurrent = getattr(module, layer)(UNITS, **options)
+        model = keras.Model(inputs, recurrent(inputs))
+        model.compile(optimizer="sgd", loss="mse", jit_compile="auto")
+        return model, recurrent
+
+    ours, recurrent = compiled(keras_rnnx)
+    theirs, _ = compiled(keras.layers)
+    assert recurrent.selection is None  # it has not run
+    assert ours.jit_compile == theirs.jit_compile
+    assert ours.jit_compile == (layer == "SimpleRNN" or bool(options))  # XLA unless cuDNN
 
 
 def test_a_layer_on_cudnn_opts_out_of_xla(cudnn):
@@ -167,7 +221,7 @@ def test_declines_with_a_reason(cudnn, make, reason):
 
 
 def test_without_a_gpu_it_says_so():
-    from keras_rnnx.kernels import tensorflow as kernel
+    from keras_rnnx.kernels.backends import tensorflow as kernel
 
     if kernel.on_gpu():
         pytest.skip("this machine has a GPU")

@@ -6,8 +6,15 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import KERAS_VERSION, coefficients_for, outputs_and_gradients, to_numpy
-from oracle import (
+
+import keras_rnnx
+from tests.helpers.backend_utils import (
+    KERAS_VERSION,
+    coefficients_for,
+    outputs_and_gradients,
+    to_numpy,
+)
+from tests.helpers.oracle import (
     BATCH,
     KERNEL_OPTIONS,
     MIXED_TOLERANCE,
@@ -29,8 +36,6 @@ from oracle import (
     sequences,
     states_for,
 )
-
-import keras_rnnx
 
 pytestmark = only_on("torch", "the torch kernel")
 
@@ -150,7 +155,7 @@ def test_bidirectional_runs_both_directions_in_one_call(layer, merge_mode, retur
     assert keras_rnnx.explain(reference)["forward"].kernel == "reference"
 
 
-def test_bidirectional_one_call_with_initial_state_and_stateful_states():
+def test_bidirectional_kernel_with_initial_state_and_stateful_states():
     make = _bidirectional("LSTM", "sum", return_state=True, stateful=True)
     fused, reference = fast_and_reference(make)
     states = states_for(reference.forward_layer) + states_for(reference.backward_layer, seed=4)
@@ -166,7 +171,7 @@ def test_bidirectional_one_call_with_initial_state_and_stateful_states():
         ("none", {"dropout": 0.3, "training": True}, "input dropout in training"),
     ],
 )
-def test_bidirectional_falls_back_to_one_call_per_direction(mask_kind, options, reason):
+def test_bidirectional_falls_back_to_a_kernel_per_direction(mask_kind, options, reason):
     dropout = options.get("dropout", 0.0)
     fused, reference = fast_and_reference(
         _bidirectional("GRU", "concat", return_sequences=True, dropout=dropout, seed=5)
@@ -207,7 +212,7 @@ def test_torch_compile_traces_the_fused_kernel_whole(mask_kind):
 def test_inference_without_autograd_runs_packed_sequences(monkeypatch, layer, mask_kind, case):
     import torch
 
-    from keras_rnnx.kernels import torch as kernel
+    from keras_rnnx.kernels.backends import torch as kernel
 
     runs = []
     packed = kernel._packed
@@ -291,7 +296,7 @@ def test_stacked_cells_with_initial_state_and_training_input_dropout():
 
 
 def test_stacked_cells_decline_for_a_cell_without_a_spec_or_recurrent_dropout():
-    from custom_cells import MinimalCell
+    from tests.helpers.custom_cells import MinimalCell
 
     custom = keras_rnnx.RNN([keras_rnnx.LSTMCell(4), MinimalCell(UNITS)])
     custom(sequences())

@@ -6,11 +6,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import to_numpy
-from oracle import assert_all_close, make_mask, states_for
-from test_oracle import _compare
 
 import keras_rnnx
+from tests.helpers.backend_utils import to_numpy
+from tests.helpers.oracle import assert_all_close, assert_matches_keras, make_mask, states_for
 
 # Per rank: (batch, time, *spatial, channels) and a kernel size.
 SHAPES = {1: ((3, 5, 7, 2), 3), 2: ((3, 4, 6, 5, 2), 3), 3: ((2, 3, 5, 4, 4, 2), 2)}
@@ -53,7 +52,7 @@ RANKED = [(1 + k % 3, case) for k, case in enumerate(OPTIONS)] + [(2, "default")
 def test_matches_keras(rank, case):
     x, kernel_size = _inputs(rank, OPTIONS[case])
     ours, theirs = _twins(rank, x, kernel_size, **OPTIONS[case])
-    _compare(ours, theirs, x)
+    assert_matches_keras(ours, theirs, x)
 
 
 MASKS = ("right", "left", "holes", "empty_row")
@@ -72,7 +71,7 @@ def test_masks_match_keras(mask_kind, options):
         2, x, kernel_size, padding="same", return_sequences=True, return_state=True, **options
     )
     mask = make_mask(mask_kind, batch=x.shape[0], steps=x.shape[1])
-    _compare(ours, theirs, x, mask=mask)
+    assert_matches_keras(ours, theirs, x, mask=mask)
 
 
 @pytest.mark.parametrize("mask_kind", MASKS)
@@ -97,7 +96,7 @@ def test_initial_state_matches_keras():
     x, kernel_size = _inputs(2, {})
     ours, theirs = _twins(2, x, kernel_size, return_sequences=True, return_state=True)
     states = states_for(theirs, batch=x.shape[0])
-    _compare(ours, theirs, x, initial_state=states)
+    assert_matches_keras(ours, theirs, x, initial_state=states)
 
 
 def test_stateful_matches_keras():
@@ -155,7 +154,7 @@ def test_bidirectional_matches_keras():
     theirs(x)
     ours(x)
     ours.set_weights(theirs.get_weights())
-    _compare(ours, theirs, x)
+    assert_matches_keras(ours, theirs, x)
 
 
 def test_cell_in_rnn_and_stacked_cells_runs_as_the_layer():

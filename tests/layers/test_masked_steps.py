@@ -7,11 +7,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import coefficients_for, on_gpu, outputs_and_gradients
-from custom_cells import MinimalCell
-from oracle import MASK_KINDS, assert_all_close, make_mask, sequences
 
 import keras_rnnx
+from tests.helpers.backend_utils import coefficients_for, on_gpu, outputs_and_gradients
+from tests.helpers.custom_cells import MinimalCell
+from tests.helpers.oracle import MASK_KINDS, assert_all_close, make_mask, sequences
 
 PADDING = {
     "nan": lambda shape, rng: np.full(shape, np.nan, "float32"),

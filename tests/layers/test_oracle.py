@@ -6,8 +6,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import coefficients_for, on_gpu, outputs_and_gradients, to_numpy
-from oracle import (
+
+import keras_rnnx
+from tests.helpers.backend_utils import coefficients_for, on_gpu, outputs_and_gradients, to_numpy
+from tests.helpers.oracle import (
     BATCH,
     FEATURES,
     MASK_KINDS,
@@ -15,14 +17,13 @@ from oracle import (
     STEPS,
     UNITS,
     assert_all_close,
+    assert_matches_keras,
     make_mask,
     mask_kwargs,
     sequences,
     states_for,
     twins,
 )
-
-import keras_rnnx
 
 LAYERS = ("LSTM", "GRU", "SimpleRNN")
 
@@ -60,25 +61,6 @@ CASES = [
 ]
 
 
-def _compare(ours, theirs, x, expected_outputs=None, keras_reverses=False, **call_kwargs):
-    """`keras_reverses`: Keras returns the sequence (the first output) in input
-    order where keras_rnnx returns it in processing order; the comparison flips
-    it, and its loss coefficients, so outputs and gradients still match."""
-    probe = theirs(x, **call_kwargs)
-    coefficients = coefficients_for(probe)
-    theirs_coefficients = list(coefficients)
-    if keras_reverses:
-        theirs_coefficients[0] = np.flip(coefficients[0], axis=1)
-    out_ours, grad_ours = outputs_and_gradients(ours, x, coefficients, **call_kwargs)
-    out_theirs, grad_theirs = outputs_and_gradients(theirs, x, theirs_coefficients, **call_kwargs)
-    if keras_reverses:
-        out_theirs[0] = np.flip(out_theirs[0], axis=1)
-    if expected_outputs is not None:
-        out_theirs = expected_outputs(out_theirs)
-    assert_all_close(out_ours, out_theirs, "outputs")
-    assert_all_close(grad_ours, grad_theirs, "gradients")
-
-
 @pytest.mark.parametrize("mask_kind", MASK_KINDS)
 @pytest.mark.parametrize(("layer", "case", "options"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
 def test_matches_keras(layer, case, options, mask_kind):
@@ -90,7 +72,7 @@ def test_matches_keras(layer, case, options, mask_kind):
         **options,
     )
     x = sequences()
-    _compare(
+    assert_matches_keras(
         ours,
         theirs,
         x,
@@ -134,7 +116,7 @@ def test_initial_state_matches_keras(layer, mask_kind):
             no_output_yet = (np.cumsum(mask, axis=1) == 0)[..., None]
             return [np.where(no_output_yet, 0.0, outputs[0]), *outputs[1:]]
 
-    _compare(ours, theirs, sequences(), expected_outputs=expected, **kwargs)
+    assert_matches_keras(ours, theirs, sequences(), expected_outputs=expected, **kwargs)
 
 
 @pytest.mark.parametrize("layer", LAYERS)
@@ -148,7 +130,7 @@ def test_inference_dropout_matches_keras(layer):
         recurrent_dropout=0.2,
         return_sequences=True,
     )
-    _compare(ours, theirs, sequences(), training=False)
+    assert_matches_keras(ours, theirs, sequences(), training=False)
 
 
 @pytest.mark.parametrize("layer", LAYERS)
@@ -237,7 +219,7 @@ def test_bidirectional_matches_keras(merge_mode, mask_kind, return_state):
     ours(x)
     ours.set_weights(theirs.get_weights())
     assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
-    _compare(ours, theirs, x, **mask_kwargs(mask_kind))
+    assert_matches_keras(ours, theirs, x, **mask_kwargs(mask_kind))
 
 
 @pytest.mark.parametrize("layer", ("GRU", "SimpleRNN"))
@@ -250,7 +232,7 @@ def test_bidirectional_last_output_and_initial_state(layer):
     ours(x)
     ours.set_weights(theirs.get_weights())
     states = states_for(theirs.forward_layer) + states_for(theirs.backward_layer, seed=4)
-    _compare(ours, theirs, x, initial_state=states, mask=make_mask("left"))
+    assert_matches_keras(ours, theirs, x, initial_state=states, mask=make_mask("left"))
 
 
 @pytest.mark.parametrize("mask_kind", ("none", "left"))

@@ -9,8 +9,10 @@ import json
 import keras
 import numpy as np
 import pytest
-from backend_utils import coefficients_for, outputs_and_gradients, to_numpy
-from oracle import (
+
+import keras_rnnx
+from tests.helpers.backend_utils import coefficients_for, outputs_and_gradients, to_numpy
+from tests.helpers.oracle import (
     UNITS,
     assert_all_close,
     assert_matches_reference,
@@ -18,8 +20,6 @@ from oracle import (
     sequences,
     states_for,
 )
-
-import keras_rnnx
 
 torch = pytest.importorskip("torch", reason="torch.nn.LSTM is the oracle")
 

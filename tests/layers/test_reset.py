@@ -7,11 +7,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import BACKEND, on_gpu, to_numpy
-from custom_cells import MinimalCell
-from oracle import assert_all_close, make_mask, sequences
 
 import keras_rnnx
+from tests.helpers.backend_utils import BACKEND, on_gpu, to_numpy
+from tests.helpers.custom_cells import MinimalCell
+from tests.helpers.oracle import assert_all_close, make_mask, sequences
 
 LAYERS = {
     "SimpleRNN": lambda **kw: keras_rnnx.SimpleRNN(3, **kw),
@@ -174,5 +174,5 @@ def test_bidirectional_resets_each_direction(mask_kind):
     forward = to_numpy(layer.forward_layer(x, mask=mask, reset=_reset()))
     backward = to_numpy(layer.backward_layer(x, mask=mask, reset=_reset()))[:, ::-1]
     assert_all_close([y], [np.concatenate([forward, backward], axis=-1)], mask_kind)
-    if BACKEND == "torch":  # no one-call kernel: it would run no resets
+    if BACKEND == "torch":  # no bidirectional kernel: it would run no resets
         assert keras_rnnx.explain(layer)["forward"].kernel == "torch-fused"

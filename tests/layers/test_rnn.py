@@ -7,11 +7,19 @@ import re
 import keras
 import numpy as np
 import pytest
-from backend_utils import KERAS_VERSION, to_numpy
 from keras import ops
-from oracle import BATCH, FEATURES, MASK_KINDS, STEPS, assert_all_close, make_mask, sequences
 
 import keras_rnnx
+from tests.helpers.backend_utils import KERAS_VERSION, to_numpy
+from tests.helpers.oracle import (
+    BATCH,
+    FEATURES,
+    MASK_KINDS,
+    STEPS,
+    assert_all_close,
+    make_mask,
+    sequences,
+)
 
 
 @keras_rnnx.register_cell(package="rnnx_tests")

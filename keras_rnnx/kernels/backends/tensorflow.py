@@ -25,10 +25,11 @@ from keras_rnnx.kernels.fused import (
     run_fused,
     why_not_exported,
     why_not_fused,
+    why_not_fused_cell,
 )
 from keras_rnnx.kernels.reference import masked_step, zero_outputs
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
-from keras_rnnx.types import Tensor
+from keras_rnnx.types import Cell, Tensor
 
 
 class TensorFlowLoopKernel:
@@ -266,6 +267,9 @@ def _cudnn_vendor(spec, weights, x, lengths, states):
     return y, [h, c][: spec.states]
 
 
+NO_GPU = "no GPU (CudnnRNNV3 runs on a CUDA device only)"
+
+
 class TensorFlowCudnnKernel:
     """cuDNN's LSTM and GRU (`CudnnRNNV3`) on a TensorFlow GPU.
 
@@ -282,7 +286,14 @@ class TensorFlowCudnnKernel:
     def why_not(self, call: RecurrentCall) -> str | None:
         reason = why_not_fused(call, modes=MODES, projects=True) or why_not_exported(call)
         if reason is None and not on_gpu():
-            return "no GPU (CudnnRNNV3 runs on a CUDA device only)"
+            return NO_GPU
+        return reason
+
+    def why_not_cell(self, cell: Cell, unroll: bool) -> str | None:
+        """What `why_not` knows before a call: the cell, `unroll`, the device."""
+        reason = why_not_fused_cell(cell, unroll, modes=MODES, projects=True)
+        if reason is None and not on_gpu():
+            return NO_GPU
         return reason
 
     def run(self, call: RecurrentCall):

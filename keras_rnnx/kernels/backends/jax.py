@@ -39,10 +39,11 @@ from keras_rnnx.kernels.fused import (
     run_fused,
     why_not_exported,
     why_not_fused,
-    why_not_one_call,
+    why_not_fused_bidirectional,
 )
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
 from keras_rnnx.kernels.specs import spec_of
+from keras_rnnx.kernels.traits import Traits, register_traits
 from keras_rnnx.types import Tensor
 
 WRONG_GRADIENTS = (
@@ -139,7 +140,7 @@ class JaxCudnnLstmKernel:
         if forward.mask is not None:
             # Each direction alone is exact with lengths; see the module docstring.
             return "a mask: JAX's bidirectional cuDNN call gets input gradients wrong with lengths"
-        return why_not_one_call(self, forward, backward)
+        return why_not_fused_bidirectional(self, forward, backward)
 
     def run_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
         """Both directions in one cuDNN call (unmasked)."""
@@ -167,4 +168,12 @@ class JaxCudnnLstmKernel:
         ]
 
 
+def _loop_beats_scan() -> str | None:
+    # bench.py `--layers beyond`: the scan 2-7x slower than the compiled loop.
+    return (
+        "on JAX's CPU the compiled step loop is faster" if jax.default_backend() == "cpu" else None
+    )
+
+
 register_kernel(JaxCudnnLstmKernel())
+register_traits("jax", Traits(associative_scan=True, loop_beats_scan=_loop_beats_scan))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import coefficients_for, on_gpu, outputs_and_gradients
+
+from tests.helpers.backend_utils import coefficients_for, on_gpu, outputs_and_gradients
 
 BATCH, STEPS, FEATURES, UNITS = 4, 6, 5, 3
 
@@ -271,3 +272,25 @@ def numpy_steps(step, x, states):
         y, states = step(x[:, t], states)
         outputs.append(y)
     return np.stack(outputs, axis=1), states
+
+
+def assert_matches_keras(
+    ours, theirs, x, expected_outputs=None, keras_reverses=False, **call_kwargs
+):
+    """`ours` and `theirs` (a Keras layer) give the same outputs and
+    gradients on `x`. `keras_reverses`: Keras returns the sequence (the first output) in input
+    order where keras_rnnx returns it in processing order; the comparison flips
+    it, and its loss coefficients, so outputs and gradients still match."""
+    probe = theirs(x, **call_kwargs)
+    coefficients = coefficients_for(probe)
+    theirs_coefficients = list(coefficients)
+    if keras_reverses:
+        theirs_coefficients[0] = np.flip(coefficients[0], axis=1)
+    out_ours, grad_ours = outputs_and_gradients(ours, x, coefficients, **call_kwargs)
+    out_theirs, grad_theirs = outputs_and_gradients(theirs, x, theirs_coefficients, **call_kwargs)
+    if keras_reverses:
+        out_theirs[0] = np.flip(out_theirs[0], axis=1)
+    if expected_outputs is not None:
+        out_theirs = expected_outputs(out_theirs)
+    assert_all_close(out_ours, out_theirs, "outputs")
+    assert_all_close(grad_ours, grad_theirs, "gradients")

@@ -11,7 +11,7 @@ steps moved first (see `kernels/fused.py`). No mask value is read on the host,
 so masked calls compile whole under `torch.compile` too; only eager inference
 of a masked GRU or SimpleRNN reads the lengths, to run packed sequences, and
 an eager call with per-sample resets reads where its segments start
-(`kernels/segments.py`).
+(`kernels/backends/torch_segments.py`).
 
 Under `torch.compile` Inductor decomposes torch's LSTM, and on a CPU it picks
 oneDNN's inference kernel whenever the input needs no gradient, even when the
@@ -31,14 +31,15 @@ from __future__ import annotations
 import keras
 import torch
 
+from keras_rnnx.kernels.backends.torch_segments import run_segments, why_not_segments
 from keras_rnnx.kernels.fused import (
     run_fused,
     why_not_fused,
-    why_not_one_call,
+    why_not_fused_bidirectional,
 )
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
-from keras_rnnx.kernels.segments import run_segments, why_not_segments
 from keras_rnnx.kernels.specs import spec_of
+from keras_rnnx.kernels.traits import Traits, register_traits
 
 # The vendor call of each mode; each has a padded and a packed overload.
 _OPS = {
@@ -88,7 +89,7 @@ class TorchFusedKernel:
     name = "torch-fused"
     priority = 10
     fused = True
-    resets = True  # as segments (`kernels/segments.py`)
+    resets = True  # as segments (`kernels/backends/torch_segments.py`)
 
     def why_not(self, call: RecurrentCall) -> str | None:
         reason = why_not_fused(call, projects=True)
@@ -104,7 +105,7 @@ class TorchFusedKernel:
     def why_not_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
         if forward.mask is not None:
             return "a mask: one call would run the backward direction over the padding"
-        return why_not_one_call(self, forward, backward)
+        return why_not_fused_bidirectional(self, forward, backward)
 
     def run_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
         """Both directions in one call of the fused kernel (cuDNN runs them
@@ -198,3 +199,4 @@ def _fused(spec, x, states, params, has_biases, bidirectional=False):
 
 
 register_kernel(TorchFusedKernel())
+register_traits("torch", Traits(traces_unroll=True))

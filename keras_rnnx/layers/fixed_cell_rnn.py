@@ -1,4 +1,5 @@
-"""What SimpleRNN, GRU and LSTM share: a layer made of one built-in cell."""
+"""What the layers named after their cell share (SimpleRNN, GRU, LSTM, MinGRU,
+LRU, ConvLSTM...): an `RNN` whose cell class the layer fixes."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from keras_rnnx.layers.rnn import RNN
 from keras_rnnx.types import Cell, Config, UseCudnn
 
 
-class BuiltinRNN(RNN):
-    """An `RNN` over one built-in cell, configured by the cell's options.
+class FixedCellRNN(RNN):
+    """An `RNN` over a cell of the class it names, configured by the cell's options.
 
     Subclasses name `cell_class` and `cell_name` (the weight path segment,
     e.g. `lstm_cell`, as in Keras). Every cell option is accepted as a keyword
@@ -44,8 +45,8 @@ class BuiltinRNN(RNN):
         **kwargs: Any,
     ):
         options = _options(self)
-        cell_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in options}
-        kwargs.pop("implementation", None)
+        # Keras's `implementation` goes to the cell, which takes it or refuses it.
+        cell_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in (*options, "implementation")}
         cell = self.make_cell(
             units,
             name=self.cell_name,
@@ -96,7 +97,7 @@ def _options(layer):
 def _cell_option(name: str) -> property:
     """A read-only property: the layer's cell's option `name`, as Keras's layers have."""
 
-    def get(self: BuiltinRNN) -> Any:
+    def get(self: FixedCellRNN) -> Any:
         return getattr(self.cell, name)
 
     return property(get, doc=f"The cell's `{name}`.")

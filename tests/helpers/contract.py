@@ -16,8 +16,9 @@ import json
 
 import keras
 import numpy as np
-from backend_utils import to_numpy
 from keras.src.testing import test_case
+
+from tests.helpers.backend_utils import to_numpy
 
 KERAS_RNN = keras.layers.RNN(keras.layers.SimpleRNNCell(1))
 

@@ -25,7 +25,7 @@ from keras_rnnx.kernels.registry import RecurrentCall
 
 def why_not_segments(call: RecurrentCall) -> str | None:
     """Why a call's resets cannot run as segments, or None."""
-    if call.exporting or torch.compiler.is_compiling():  # a torch trace is an export
+    if call.traced:
         return "a per-sample reset under a trace (where segments start is read on the host)"
     if call.go_backwards:
         return "a per-sample reset with go_backwards=True (segments run forwards)"
@@ -57,7 +57,7 @@ def run_segments(call: RecurrentCall, run):
     fresh = index(first > 0)[:, None]
     states = [
         torch.where(fresh, s0[index(rows)], s[index(rows)])
-        for s, s0 in zip(keras.tree.flatten(call.states), keras.tree.flatten(call.reset_states))
+        for s, s0 in zip(keras.tree.flatten(call.states), keras.tree.flatten(call.restart_states))
     ]
     last, outputs, final = run(
         dataclasses.replace(
@@ -66,7 +66,7 @@ def run_segments(call: RecurrentCall, run):
             states=keras.tree.pack_sequence_as(call.states, states),
             mask=index(valid),
             reset=None,
-            reset_states=None,
+            restart_states=None,
         )
     )
     # Each row's last segment; each step's segment and its place in it.

@@ -1,5 +1,5 @@
 """The model behind the cross-backend saving test, and the script that makes
-its fixtures: `KERAS_BACKEND=<b> python tests/saved_models.py` writes
+its fixtures: `KERAS_BACKEND=<b> python -m tests.helpers.saved_models` writes
 `tests/data/model_<b>.keras` and `tests/data/model_<b>.npz` (inputs, outputs)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 
 import keras_rnnx
 
-DATA = os.path.join(os.path.dirname(__file__), "data")
+DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
 BACKENDS = ("tensorflow", "torch", "jax")
 
 

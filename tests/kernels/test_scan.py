@@ -7,8 +7,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from backend_utils import on_gpu, to_numpy
-from oracle import (
+
+import keras_rnnx
+from keras_rnnx.kernels import scan
+from tests.helpers.backend_utils import on_gpu, to_numpy
+from tests.helpers.oracle import (
     BATCH,
     FEATURES,
     MASK_KINDS,
@@ -21,9 +24,6 @@ from oracle import (
     sequences,
     states_for,
 )
-
-import keras_rnnx
-from keras_rnnx.kernels import scan
 
 
 @pytest.fixture(autouse=True)

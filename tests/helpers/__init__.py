@@ -1,0 +1,2 @@
+"""What the tests share: the Keras oracle, backend helpers, the layer contract,
+custom cells and saved models."""
