@@ -296,5 +296,34 @@ def run_fused(call: RecurrentCall, vendor, dtypes=FLOATS):
     return y[:, -1], y, keras.tree.pack_sequence_as(call.states, final)
 
 
+def run_fused_bidirectional(
+    forward: RecurrentCall, backward: RecurrentCall, vendor, dtypes=FLOATS
+) -> list:
+    """Run both directions of a `Bidirectional` through one call of a vendor's
+    bidirectional kernel (unmasked, one cell each, as
+    `why_not_fused_bidirectional` accepted).
+
+    `vendor(spec, weights, x, states) -> (outputs, final_states)` takes a pair
+    of each: the forward and backward cells' weights (as for `run_fused`) and
+    flat initial states, and returns both directions' outputs side by side
+    `(batch, time, 2 * units)` in input order, and a pair of flat final
+    states. Dtypes as for `run_fused`. Returns one `Kernel.run` result per
+    direction, each in its own processing order.
+    """
+    flat = [keras.tree.flatten(d.states) for d in (forward, backward)]
+    x, states, compute = in_vendor_dtype(dropped_inputs(forward), flat[0] + flat[1], dtypes)
+    spec = spec_of(forward.cell)
+    weights = tuple(spec.vendor_weights(d.cell, x.dtype) for d in (forward, backward))
+    y, finals = vendor(spec, weights, x, (states[: len(flat[0])], states[len(flat[0]) :]))
+    units = y.shape[-1] // 2
+    # The backward half comes in input order; its own order is reversed.
+    outputs = (y[..., :units], ops.flip(y[..., units:], axis=1))
+    results = []
+    for call, y_d, final in zip((forward, backward), outputs, finals):
+        y_d, final = ops.cast(y_d, compute), [ops.cast(s, compute) for s in final]
+        results.append((y_d[:, -1], y_d, keras.tree.pack_sequence_as(call.states, final)))
+    return results
+
+
 def _split(items, n):
     return list(items[:n]), items[n:]

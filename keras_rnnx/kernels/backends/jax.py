@@ -29,20 +29,17 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import keras
 from jax import numpy as jnp
 from jax.experimental import rnn
 
 from keras_rnnx.kernels.fused import (
-    dropped_inputs,
-    in_vendor_dtype,
     run_fused,
+    run_fused_bidirectional,
     why_not_exported,
     why_not_fused,
     why_not_fused_bidirectional,
 )
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
-from keras_rnnx.kernels.specs import spec_of
 from keras_rnnx.kernels.traits import Traits, register_traits
 from keras_rnnx.types import Tensor
 
@@ -144,28 +141,23 @@ class JaxCudnnLstmKernel:
 
     def run_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
         """Both directions in one cuDNN call (unmasked)."""
-        states = keras.tree.flatten(forward.states) + keras.tree.flatten(backward.states)
-        x, (hf, cf, hb, cb), compute = in_vendor_dtype(dropped_inputs(forward), states, DTYPES)
-        units = forward.cell.units
-        y, h, c = cudnn_lstm(
-            x,
-            jnp.stack([hf, hb]),
-            jnp.stack([cf, cb]),
-            cudnn_weights(
-                *(spec_of(d.cell).vendor_weights(d.cell, "float32") for d in (forward, backward))
-            ),
-            jnp.full((x.shape[0],), x.shape[1], "int32"),
-            input_size=x.shape[-1],
-            hidden_size=units,
-            bidirectional=True,
-        )
-        y, h, c = y.astype(compute), h.astype(compute), c.astype(compute)
-        # The backward half comes in input order; its own order is reversed.
-        y_f, y_b = y[..., :units], jnp.flip(y[..., units:], axis=1)
-        return [
-            (y_f[:, -1], y_f, keras.tree.pack_sequence_as(forward.states, [h[0], c[0]])),
-            (y_b[:, -1], y_b, keras.tree.pack_sequence_as(backward.states, [h[1], c[1]])),
-        ]
+        return run_fused_bidirectional(forward, backward, _bidirectional_vendor, dtypes=DTYPES)
+
+
+def _bidirectional_vendor(spec, weights, x, states):
+    """Both directions through one cuDNN LSTM (see `run_fused_bidirectional`)."""
+    (hf, cf), (hb, cb) = states
+    y, h, c = cudnn_lstm(
+        x,
+        jnp.stack([hf, hb]),
+        jnp.stack([cf, cb]),
+        cudnn_weights(*weights),
+        jnp.full((x.shape[0],), x.shape[1], "int32"),
+        input_size=x.shape[-1],
+        hidden_size=hf.shape[-1],
+        bidirectional=True,
+    )
+    return y, ([h[0], c[0]], [h[1], c[1]])
 
 
 def _loop_beats_scan() -> str | None:

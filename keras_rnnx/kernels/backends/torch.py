@@ -28,17 +28,16 @@ sequences trained a masked LSTM 2x slower here (benchmarks/README.md).
 
 from __future__ import annotations
 
-import keras
 import torch
 
 from keras_rnnx.kernels.backends.torch_segments import run_segments, why_not_segments
 from keras_rnnx.kernels.fused import (
     run_fused,
+    run_fused_bidirectional,
     why_not_fused,
     why_not_fused_bidirectional,
 )
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
-from keras_rnnx.kernels.specs import spec_of
 from keras_rnnx.kernels.traits import Traits, register_traits
 
 # The vendor call of each mode; each has a padded and a packed overload.
@@ -109,25 +108,18 @@ class TorchFusedKernel:
 
     def run_bidirectional(self, forward: RecurrentCall, backward: RecurrentCall):
         """Both directions in one call of the fused kernel (cuDNN runs them
-        concurrently); results in each direction's own processing order."""
-        x = keras.tree.flatten(forward.inputs)[0]
-        states = [
-            torch.stack([f, b])
-            for f, b in zip(keras.tree.flatten(forward.states), keras.tree.flatten(backward.states))
-        ]  # (2, B, H)
-        spec = spec_of(forward.cell)
-        weights = [spec.vendor_weights(d.cell, x.dtype) for d in (forward, backward)]
-        params = _params(weights[0]) + _params(weights[1])
-        x = _inductor_trains(spec, x, params)
-        y, final = _fused(spec, x, states, params, weights[0][2] is not None, bidirectional=True)
-        units = y.shape[-1] // 2
-        results = []
-        for direction, (call, y_d) in enumerate(
-            ((forward, y[..., :units]), (backward, torch.flip(y[..., units:], dims=[1])))
-        ):
-            states_d = keras.tree.pack_sequence_as(call.states, [s[direction] for s in final])
-            results.append((y_d[:, -1], y_d, states_d))
-        return results
+        concurrently)."""
+        return run_fused_bidirectional(forward, backward, _bidirectional_vendor)
+
+
+def _bidirectional_vendor(spec, weights, x, states):
+    """Both directions through torch's fused kernel (see `run_fused_bidirectional`)."""
+    forward, backward = states
+    params = _params(weights[0]) + _params(weights[1])
+    x = _inductor_trains(spec, x, params)
+    stacked = [torch.stack([f, b]) for f, b in zip(forward, backward)]  # (2, B, H)
+    y, final = _fused(spec, x, stacked, params, weights[0][2] is not None, bidirectional=True)
+    return y, ([s[0] for s in final], [s[1] for s in final])
 
 
 def _inductor_trains(spec, x, params):
