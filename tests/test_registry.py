@@ -286,6 +286,24 @@ def test_a_recurrent_call_is_frozen():
     assert [m.cell for m in call.dropout_masks] == [call.cell]  # drawn before it is made
 
 
+def test_restart_states_keeps_its_old_name_until_0_3():
+    x = sequences()
+    reset = np.zeros(x.shape[:2], bool)
+    call = keras_rnnx.SimpleRNN(2).prepare_call(x, reset=reset)
+    assert call.restart_states is not None
+    assert call.reset_states is call.restart_states
+
+
+def test_implementation_goes_to_the_cell():
+    """Keras's `implementation` is the cell's argument: the built-in cells take
+    it (their kernels are chosen otherwise), a cell Keras has no twin of
+    refuses it as any unknown argument."""
+    lstm = keras_rnnx.LSTM(2, implementation=1)
+    assert "implementation" not in lstm.get_config()
+    with pytest.raises(ValueError, match="implementation"):
+        keras_rnnx.MinGRU(2, implementation=1)
+
+
 def test_fused_spec_rejects_bad_layouts():
     with pytest.raises(ValueError, match="`mode`"):
         keras_rnnx.FusedSpec(keras_rnnx.LSTMCell, "lstm2")

@@ -9,6 +9,7 @@ import pytest
 
 import keras_rnnx
 from tests.helpers.backend_utils import to_numpy
+from tests.helpers.custom_cells import NestedCell
 from tests.helpers.oracle import (
     KERNEL_OPTIONS,
     UNITS,
@@ -71,7 +72,6 @@ def test_unroll_declines():
 
 
 def test_nested_cell_runs_in_the_loop():
-    from layers.test_rnn import NestedCell
 
     x = (np.random.rand(2, 4, 4).astype("float32"), np.random.rand(2, 4, 3, 2).astype("float32"))
     loop = keras_rnnx.RNN(NestedCell(5, 2, 3), return_sequences=True, return_state=True)

@@ -11,6 +11,7 @@ from keras import ops
 
 import keras_rnnx
 from tests.helpers.backend_utils import KERAS_VERSION, to_numpy
+from tests.helpers.custom_cells import NestedCell
 from tests.helpers.oracle import (
     BATCH,
     FEATURES,
@@ -87,40 +88,6 @@ def test_masked_outputs_repeat_the_previous_output(
     last(x)
     last.set_weights(layer.get_weights())
     np.testing.assert_allclose(to_numpy(last(x, mask=mask)[0]), expected_outputs[:, -1], atol=1e-5)
-
-
-@keras_rnnx.register_cell(package="rnnx_tests")
-class NestedCell(keras.layers.Layer):
-    """The guide's NestedCell, in keras.ops (with its get_config fixed)."""
-
-    def __init__(self, unit_1, unit_2, unit_3, **kwargs):
-        self.unit_1 = unit_1
-        self.unit_2 = unit_2
-        self.unit_3 = unit_3
-        self.state_size = [(unit_1,), (unit_2, unit_3)]
-        self.output_size = [(unit_1,), (unit_2, unit_3)]
-        super().__init__(**kwargs)
-
-    def build(self, input_shapes):
-        i1 = input_shapes[0][1]
-        i2, i3 = input_shapes[1][1], input_shapes[1][2]
-        self.kernel_1 = self.add_weight(
-            shape=(i1, self.unit_1), initializer="uniform", name="kernel_1"
-        )
-        self.kernel_2_3 = self.add_weight(
-            shape=(i2, i3, self.unit_2, self.unit_3), initializer="uniform", name="kernel_2_3"
-        )
-
-    def call(self, inputs, states):
-        input_1, input_2 = keras.tree.flatten(inputs)
-        s1, s2 = states
-        output_1 = ops.matmul(input_1, self.kernel_1)
-        output_2_3 = ops.einsum("bij,ijkl->bkl", input_2, self.kernel_2_3)
-        return (output_1, output_2_3), (s1 + output_1, s2 + output_2_3)
-
-    def get_config(self):
-        config = {"unit_1": self.unit_1, "unit_2": self.unit_2, "unit_3": self.unit_3}
-        return {**super().get_config(), **config}
 
 
 def _nested_inputs(batch=BATCH, steps=STEPS):
