@@ -15,6 +15,7 @@ from keras_rnnx.cells.registry import register_cell, registered_cells
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
 from keras_rnnx.cells.stacked import StackedRNNCells
 from keras_rnnx.context import export_scope
+from keras_rnnx.convert import convert
 from keras_rnnx.explain import explain
 from keras_rnnx.interop import from_torch, to_torch
 from keras_rnnx.kernels import (
@@ -35,6 +36,7 @@ from keras_rnnx.layers.linear_rnn import LRU, MinGRU, MinLSTM
 from keras_rnnx.layers.lstm import LSTM
 from keras_rnnx.layers.rnn import RNN
 from keras_rnnx.layers.simple_rnn import SimpleRNN
+from keras_rnnx.patch import patch
 from keras_rnnx.streaming import streaming
 
 __version__ = "0.1.0"
@@ -68,10 +70,12 @@ __all__ = [
     "SimpleRNN",
     "SimpleRNNCell",
     "StackedRNNCells",
+    "convert",
     "explain",
     "export_scope",
     "from_torch",
     "fused_spec",
+    "patch",
     "register_fused_spec",
     "register_cell",
     "register_kernel",

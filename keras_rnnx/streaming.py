@@ -16,6 +16,7 @@ import keras
 
 from keras_rnnx.context import streaming_states
 from keras_rnnx.layers.bidirectional import Bidirectional
+from keras_rnnx.layers.keras_semantics import keras_class
 from keras_rnnx.layers.rnn import RNN
 
 
@@ -117,7 +118,7 @@ def _recurrent_layers(model) -> list:
     """The keras-rnnx recurrent layers of `model`, depth first, checked."""
     found = []
     for layer in model.layers:
-        if isinstance(layer, (Bidirectional, keras.layers.Bidirectional)):
+        if isinstance(layer, (Bidirectional, keras_class("Bidirectional"))):
             raise ValueError(
                 f"Layer {layer.name!r} is Bidirectional: its backward direction needs "
                 "the whole sequence, so it cannot run chunk by chunk."
@@ -134,7 +135,7 @@ def _recurrent_layers(model) -> list:
                     "tensors; build the model with stateful=False to stream it."
                 )
             found.append(layer)
-        elif isinstance(layer, keras.layers.RNN):
+        elif isinstance(layer, keras_class("RNN")):
             raise ValueError(
                 f"Layer {layer.name!r} is a keras.layers.{type(layer).__name__}, whose "
                 "states the twin cannot carry: use its keras_rnnx counterpart."

@@ -17,7 +17,7 @@ LAYERS = (
     ("cells", ("cells",)),
     ("kernels", ("kernels",)),
     ("layers", ("layers",)),
-    ("top", ("explain", "interop", "streaming", "__init__")),
+    ("top", ("explain", "interop", "streaming", "twins", "patch", "convert", "__init__")),
 )
 BACKEND_MODULES = {
     f"keras_rnnx.kernels.backends.{m}" for m in ("torch", "torch_segments", "jax", "tensorflow")

@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from keras_rnnx import context, kernels
+from keras_rnnx.cells.base import state_shapes
 from keras_rnnx.cells.registry import deserialize_part
 from keras_rnnx.layers.keras_semantics import rnn_propagates_masks
 from keras_rnnx.layers.rnn import RNN
@@ -24,6 +25,15 @@ def _is_recurrent_layer(layer) -> bool:
     return isinstance(layer, keras.layers.Layer) and all(
         hasattr(layer, a) for a in RECURRENT_ATTRIBUTES
     )
+
+
+def _state_count(layer) -> int | None:
+    """How many state tensors a direction takes, or `None` for a layer
+    without a cell that says."""
+    cell = getattr(layer, "cell", None)
+    if getattr(cell, "state_size", None) is None:
+        return None
+    return len(keras.tree.flatten(state_shapes(cell)))
 
 
 def _merge(mode, y, y_rev):
@@ -193,8 +203,11 @@ class Bidirectional(keras.layers.Layer):
         else:
             output_mask = [output_mask]
         if self.return_state:
-            n = len(keras.tree.flatten(self.forward_layer.get_initial_state(1)))
-            return output_mask + [None] * (2 * n)
+            counts = [
+                _state_count(layer) or len(keras.tree.flatten(layer.get_initial_state(1)))
+                for layer in (self.forward_layer, self.backward_layer)
+            ]
+            return output_mask + [None] * sum(counts)
         return output_mask if self.merge_mode is None else output_mask[0]
 
     def call(
@@ -205,16 +218,7 @@ class Bidirectional(keras.layers.Layer):
         training: bool | None = None,
         reset: Tensor | None = None,
     ) -> Structure:
-        forward_state = backward_state = None
-        if initial_state is not None:
-            if not isinstance(initial_state, (list, tuple)) or len(initial_state) % 2:
-                raise ValueError(
-                    "Expected `initial_state` to be a list of forward states followed "
-                    "by as many backward states. Received: "
-                    f"{len(keras.tree.flatten(initial_state))} tensor(s)"
-                )
-            half = len(initial_state) // 2
-            forward_state, backward_state = list(initial_state[:half]), list(initial_state[half:])
+        forward_state, backward_state = self._split_initial_state(initial_state)
         kwargs = {"mask": mask, "training": training}
         if reset is not None:  # each direction starts its segments over
             kwargs["reset"] = reset
@@ -236,6 +240,26 @@ class Bidirectional(keras.layers.Layer):
             outputs = output if self.merge_mode is None else (output,)
             return (*outputs, *states)
         return output
+
+    def _split_initial_state(self, initial_state):
+        """Forward and backward states, split by each direction's own count
+        of states (Keras halves the list, which is the same when the
+        directions match)."""
+        if initial_state is None:
+            return None, None
+        flat = keras.tree.flatten(initial_state)
+        counts = [_state_count(layer) for layer in (self.forward_layer, self.backward_layer)]
+        if None in counts:  # a direction that does not say: Keras's halves
+            expected = "forward states followed by as many backward states"
+            counts = [len(flat) // 2] * 2
+        else:
+            expected = f"{counts[0]} forward state(s) followed by {counts[1]} backward state(s)"
+        if len(flat) != sum(counts):
+            raise ValueError(
+                f"Expected `initial_state` to be a list of {expected}. "
+                f"Received: {len(flat)} tensor(s)"
+            )
+        return flat[: counts[0]], flat[counts[0] :]
 
     def _runs_sublayers_directly(self):
         # Both directions then reach the kernels together, so one fused call

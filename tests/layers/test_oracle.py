@@ -276,3 +276,28 @@ def test_mixed_precision_fit_stays_finite(policy):
     history = model.fit(x, rng.normal(size=(16, 1)), batch_size=8, epochs=3, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+@pytest.mark.parametrize("use_cudnn", ("auto", False))
+@pytest.mark.parametrize("mask_kind", ("none", "right"))
+def test_bidirectional_directions_of_different_state_counts(use_cudnn, mask_kind):
+    # One state forwards, two backwards: `initial_state` is split by each
+    # direction's count, as Keras splits it.
+    def make(module, **options):
+        kwargs = {"return_state": True, "return_sequences": True, **options}
+        return module.Bidirectional(
+            module.SimpleRNN(UNITS, **kwargs),
+            backward_layer=module.LSTM(UNITS, go_backwards=True, **kwargs),
+            merge_mode="sum",
+        )
+
+    theirs, ours = make(keras.layers), make(keras_rnnx, use_cudnn=use_cudnn)
+    x = sequences()
+    theirs(x)
+    ours(x)
+    ours.set_weights(theirs.get_weights())
+    states = states_for(theirs.forward_layer) + states_for(theirs.backward_layer, seed=4)
+    assert len(states) == 3
+    assert_matches_keras(ours, theirs, x, initial_state=states, **mask_kwargs(mask_kind))
+    with pytest.raises(ValueError, match=r"1 forward state\(s\) followed by 2 backward"):
+        ours(x, initial_state=states[:2])
