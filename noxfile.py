@@ -53,7 +53,9 @@ def tests(session, backend):
     _install(session, "-e", f".[test,export,{backend}]", "torch", *EXPORTERS[backend])
     _install(session, "./examples/plugin")
     workers = os.environ.get("PYTEST_WORKERS", "2")
-    session.run("pytest", "-n", workers, *session.posargs, env={"KERAS_BACKEND": backend})
+    # The slowest tests are listed, so CI's time can be watched and kept lean.
+    args = ("-n", workers, "--durations=20", *session.posargs)
+    session.run("pytest", *args, env={"KERAS_BACKEND": backend})
 
 
 # The edges of the supported versions: each a constraints file beside
