@@ -63,13 +63,16 @@ def tests(session, backend):
 # edges are in the same file, for a run by hand: `nox -s "compat(versions='oldest')"
 # -- backend`).
 EDGES = {"oldest": "jax", "newest": "torch", "nightly": "tensorflow"}
-# The drop-in oracle, the guide, the call forms and messages, and the backend's
+# The drop-in oracle, the guide, the call forms and messages, patching and
+# converting (which read Keras's classes and configs), and the backend's
 # fused-vs-reference kernel matrix.
 LEAN_TESTS = (
     "tests/test_signatures.py",
     "tests/test_messages.py",
     "tests/test_guide.py",
     "tests/layers/test_oracle.py",
+    "tests/test_patch.py",
+    "tests/test_convert.py",
 )
 KERNEL_TESTS = {
     "tensorflow": ("tests/kernels/test_tensorflow.py", "tests/kernels/test_tensorflow_cudnn.py"),

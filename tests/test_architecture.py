@@ -128,3 +128,19 @@ def test_masks_are_put_on_foreign_cells_only():
     assert all(
         private.search(line) is None for line in source[: len(source) - len(shim)].splitlines()
     )
+
+
+def test_no_module_reads_keras_through_a_name_a_patch_replaces():
+    # `keras.layers.LSTM` may be keras-rnnx's own LSTM (`keras_rnnx.patch()`,
+    # or a user's `setattr`): Keras's classes come from `keras_class`.
+    from keras_rnnx.twins import TWINS
+
+    found = [
+        f"{module}: keras.layers.{node.attr}"
+        for module, path in MODULES.items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
+        and node.attr in TWINS
+        and ast.unparse(node.value) == "keras.layers"
+    ]
+    assert not found, found
