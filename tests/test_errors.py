@@ -162,7 +162,7 @@ def test_bad_state_size():
 def test_bidirectional_odd_initial_state():
     layer = keras_rnnx.Bidirectional(keras_rnnx.GRU(3))
     layer(sequences())
-    with pytest.raises(ValueError, match="forward states followed"):
+    with pytest.raises(ValueError, match=r"1 forward state\(s\) followed by 1 backward"):
         layer(sequences(), initial_state=[np.zeros((BATCH, 3), "float32")] * 3)
 
 

@@ -279,13 +279,23 @@ class ConvLSTMCell(BuiltinCell):
             else None
         )
 
+    def _conv(self, x, kernel, **options):
+        if self.data_format == "channels_first" and keras.backend.backend() == "tensorflow":
+            # TensorFlow's CPU convolutions take channels last only, unless
+            # oneDNN runs them (it does not on AMD CPUs, where Keras's own
+            # ConvLSTM fails): run them channels last, between transposes.
+            last = (0, *range(2, self.rank + 2), 1)
+            first = (0, self.rank + 1, *range(1, self.rank + 1))
+            z = ops.conv(ops.transpose(x, last), kernel, data_format="channels_last", **options)
+            return ops.transpose(z, first)
+        return ops.conv(x, kernel, data_format=self.data_format, **options)
+
     def _input_conv(self, x, kernel, bias):
-        z = ops.conv(
+        z = self._conv(
             x,
             kernel,
             strides=self.strides,
             padding=self.padding,
-            data_format=self.data_format,
             dilation_rate=self.dilation_rate,
         )
         if bias is None:
@@ -294,7 +304,7 @@ class ConvLSTMCell(BuiltinCell):
         return z + ops.reshape(bias, self._image((1,) * self.rank, channels))
 
     def _recurrent_conv(self, h, kernel):
-        return ops.conv(h, kernel, padding="same", data_format=self.data_format)
+        return self._conv(h, kernel, padding="same")
 
     def call(
         self,

@@ -34,8 +34,27 @@ def _inputs(rank, options, seed=0):
     return x, kernel_size
 
 
+class _ChannelsFirst(keras.layers.Layer):
+    """Keras's channels-last ConvLSTM between transposes: the oracle for
+    `channels_first` sequences, which Keras's own cannot run on TensorFlow's
+    CPU convolutions without oneDNN (as on AMD CPUs)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def call(self, x):
+        return keras.ops.moveaxis(self.inner(keras.ops.moveaxis(x, 2, -1)), -1, 2)
+
+
 def _twins(rank, x, kernel_size, **options):
-    theirs = getattr(keras.layers, f"ConvLSTM{rank}D")(4, kernel_size, **options)
+    keras_cls = getattr(keras.layers, f"ConvLSTM{rank}D")
+    if options.get("data_format") == "channels_first":
+        assert options["return_sequences"] and not options.get("return_state")
+        last = {**options, "data_format": "channels_last"}
+        theirs = _ChannelsFirst(keras_cls(4, kernel_size, **last))
+    else:
+        theirs = keras_cls(4, kernel_size, **options)
     ours = getattr(keras_rnnx, f"ConvLSTM{rank}D")(4, kernel_size, **options)
     theirs(x)
     ours(x)
