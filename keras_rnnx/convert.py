@@ -8,7 +8,6 @@ import warnings
 from typing import Any
 
 import keras
-import numpy as np
 
 from keras_rnnx.layers.keras_semantics import is_keras_own, keras_class
 from keras_rnnx.twins import TWINS
@@ -104,9 +103,9 @@ def convert(
 def _children(config: dict):
     """The serialized objects directly inside a serialized object's config."""
     for value in config.get("config", {}).values():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, dict) and "class_name" in item:
-                yield item
+        yield from (
+            item for item in (value if isinstance(value, list) else [value]) if _is_object(item)
+        )
 
 
 def _map_children(config: dict, fn) -> dict:
@@ -227,4 +226,4 @@ def _copy_weights(source: keras.Model, target: keras.Model) -> None:
             "Please report this as a keras-rnnx bug."
         )
     for a, b in pairs:
-        b.assign(np.asarray(keras.ops.convert_to_numpy(a.value)))
+        b.assign(keras.ops.convert_to_numpy(a.value))

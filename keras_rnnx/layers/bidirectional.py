@@ -28,12 +28,14 @@ def _is_recurrent_layer(layer) -> bool:
 
 
 def _state_count(layer) -> int | None:
-    """How many state tensors a direction takes, or `None` for a layer
-    without a cell that says."""
+    """How many state tensors a direction takes: its cell's, or its initial
+    states'; `None` for a layer that says neither."""
     cell = getattr(layer, "cell", None)
-    if getattr(cell, "state_size", None) is None:
-        return None
-    return len(keras.tree.flatten(state_shapes(cell)))
+    if getattr(cell, "state_size", None) is not None:
+        return len(keras.tree.flatten(state_shapes(cell)))
+    if hasattr(layer, "get_initial_state"):
+        return len(keras.tree.flatten(layer.get_initial_state(1)))
+    return None
 
 
 def _merge(mode, y, y_rev):
@@ -204,8 +206,7 @@ class Bidirectional(keras.layers.Layer):
             output_mask = [output_mask]
         if self.return_state:
             counts = [
-                _state_count(layer) or len(keras.tree.flatten(layer.get_initial_state(1)))
-                for layer in (self.forward_layer, self.backward_layer)
+                _state_count(layer) or 0 for layer in (self.forward_layer, self.backward_layer)
             ]
             return output_mask + [None] * sum(counts)
         return output_mask if self.merge_mode is None else output_mask[0]
