@@ -23,7 +23,7 @@ def main():
     np.testing.assert_allclose(numpy(ours(x)), numpy(theirs(x)), atol=1e-5)
     print(
         f"keras-rnnx {keras_rnnx.__version__} on keras {keras.__version__} "
-        f"({keras.backend.backend()}): {keras_rnnx.explain(ours).kernel}, same as keras.layers"
+        f"({keras.backend.backend()}): {keras_rnnx.explain(ours).kernel_name}, same as keras.layers"
     )
 
 

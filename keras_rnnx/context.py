@@ -11,12 +11,14 @@ this module alone reads them:
   `model.export` modules on the Python stack, the outermost naming the
   format, or a torch trace by anything else;
 * the trace itself: whether a graph is being recorded (`tf.function`,
-  `jax.jit`, a torch trace or `torch.compile`), and whether Dynamo
-  (`torch.compile`) is compiling.
+  `jax.jit`, a torch trace or `torch.compile`), whether Dynamo
+  (`torch.compile`) is compiling, and whether TorchScript's tracer records it.
 
-`read(tensor)` gathers them into a frozen `CallContext`; the layer copies
-what kernels need into its `RecurrentCall` and hands the final states back
-through `CallContext.record_final_states`.
+`read(tensor)` gathers them into a frozen `CallContext`, which the layer puts
+in its `RecurrentCall`: kernels and their vendor functions read these facts
+from the call, never from the backend. The layer hands its final states to
+the stream through `record_final_states`, the one function that writes what
+a stream collects.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import contextlib
 import dataclasses
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
@@ -82,7 +85,11 @@ class CallContext:
             trace or `torch.compile`), not run op by op.
         compiling: torch's Dynamo (`torch.compile`, `torch.export`) is
             tracing the call.
-        stream: the streaming twin's states, when one streams the layer.
+        jit_tracing: TorchScript's tracer (`torch.jit.trace`, and the exporters
+            built on it) records the call, for inference.
+        stream: the streaming twin's states, when one streams the layer
+            (read through `streamed_states`, written through
+            `record_final_states`).
 
     Returns:
         A frozen dataclass instance.
@@ -94,9 +101,10 @@ class CallContext:
     exporting: str | None = None
     traced: bool = False
     compiling: bool = False
+    jit_tracing: bool = False
     stream: Stream | None = dataclasses.field(default=None, compare=False, repr=False)
 
-    def initial_state(self, layer: Any, initial_state: Any) -> Any:
+    def streamed_states(self, layer: Any, initial_state: Any) -> Any:
         """`initial_state`, or the states a stream feeds `layer`.
 
         Raises:
@@ -107,10 +115,27 @@ class CallContext:
             return initial_state
         return self.stream.states_of(layer, initial_state)
 
+    def initial_state(self, layer: Any, initial_state: Any) -> Any:
+        """Deprecated name of `streamed_states` (until 0.3)."""
+        _deprecated("CallContext.initial_state", "CallContext.streamed_states")
+        return self.streamed_states(layer, initial_state)
+
     def record_final_states(self, layer: Any, final_states: Any) -> None:
-        """Hand `layer`'s final states to the stream that fed it, if any."""
-        if self.stream is not None and id(layer) in self.stream.states:
-            self.stream.final_states[id(layer)] = keras.tree.flatten(final_states)
+        """Deprecated (until 0.3): `keras_rnnx.context.record_final_states`."""
+        _deprecated("CallContext.record_final_states", "context.record_final_states")
+        record_final_states(self, layer, final_states)
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"`{old}` is deprecated: use `{new}`.", DeprecationWarning, stacklevel=3)
+
+
+def record_final_states(call_context: CallContext, layer: Any, final_states: Any) -> None:
+    """Hand `layer`'s final states to the stream that fed it its states in
+    `call_context`, if one did: the one writer of what a stream collects."""
+    stream = call_context.stream
+    if stream is not None and id(layer) in stream.states:
+        stream.final_states[id(layer)] = keras.tree.flatten(final_states)
 
 
 def read(tensor: Any = None) -> CallContext:
@@ -119,11 +144,12 @@ def read(tensor: Any = None) -> CallContext:
     Returns:
         A `CallContext`.
     """
-    traced, compiling = _trace_facts(tensor)
-    exporting = getattr(_LOCAL, "export", None)
-    if exporting is None and traced:
-        exporting = _traced_export(compiling)
-    return CallContext(exporting, traced, compiling, getattr(_LOCAL, "stream", None))
+    reader = _TRACE_READERS.get(keras.backend.backend(), _eager)
+    facts = reader(tensor)
+    explicit = getattr(_LOCAL, "export", None)
+    if explicit is not None:
+        facts = dataclasses.replace(facts, exporting=explicit)
+    return dataclasses.replace(facts, stream=getattr(_LOCAL, "stream", None))
 
 
 @contextlib.contextmanager
@@ -177,38 +203,52 @@ def streaming_states(states: dict[int, list]) -> Iterator[Stream]:
         _LOCAL.stream = previous
 
 
-def _trace_facts(tensor) -> tuple[bool, bool]:
-    """`(traced, compiling)` on the current backend."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return not tf.executing_eagerly(), False
-    if backend == "torch":
-        import torch
-
-        compiling = torch.compiler.is_compiling()
-        traced = compiling or torch.compiler.is_exporting() or torch.jit.is_tracing()
-        return traced, compiling
-    if backend == "jax":
-        import jax
-
-        return isinstance(tensor, jax.core.Tracer), False
-    return False, False
+# What a backend says of a trace, asked here only (an architecture test
+# holds it): one reader per backend, each importing its backend when asked.
 
 
-def _traced_export(compiling: bool) -> str | None:
-    """The export a trace is recorded for, or None: resolved while tracing only."""
-    if keras.backend.backend() == "torch":
-        import torch
+def _eager(tensor) -> CallContext:
+    return CallContext()
 
-        if compiling:  # Dynamo cannot trace a stack walk
-            return "torch" if torch.compiler.is_exporting() else None
-        if torch.compiler.is_exporting():  # non-strict: Python runs as it is
-            return _keras_export_on_stack() or "torch"
-        if torch.jit.is_tracing():
-            return _keras_export_on_stack() or "trace"
-    return _keras_export_on_stack()
+
+def _tensorflow_trace(tensor) -> CallContext:
+    import tensorflow as tf
+
+    traced = not tf.executing_eagerly()
+    return CallContext(_keras_export_on_stack() if traced else None, traced)
+
+
+def _jax_trace(tensor) -> CallContext:
+    import jax
+
+    traced = isinstance(tensor, jax.core.Tracer)
+    return CallContext(_keras_export_on_stack() if traced else None, traced)
+
+
+def _torch_trace(tensor) -> CallContext:
+    import torch
+
+    compiling = torch.compiler.is_compiling()
+    exporting = torch.compiler.is_exporting()
+    jit_tracing = torch.jit.is_tracing()
+    export: str | None = None
+    if torch.onnx.is_in_onnx_export():
+        # Packed sequences become the `sequence_lens` of ONNX's own RNN ops.
+        export = "onnx"
+    elif compiling:  # Dynamo cannot trace a stack walk
+        export = "torch" if exporting else None
+    elif exporting:  # non-strict: Python runs as it is
+        export = _keras_export_on_stack() or "torch"
+    elif jit_tracing:
+        export = _keras_export_on_stack() or "trace"
+    return CallContext(export, compiling or exporting or jit_tracing, compiling, jit_tracing)
+
+
+_TRACE_READERS = {
+    "tensorflow": _tensorflow_trace,
+    "torch": _torch_trace,
+    "jax": _jax_trace,
+}
 
 
 def _keras_export_on_stack() -> str | None:

@@ -42,7 +42,7 @@ def explain(layer: keras.layers.Layer) -> Selection | Directions | ModelReport:
             `keras_rnnx.Bidirectional`, or a `keras.Model`.
 
     Returns:
-        A `Selection` (`.kernel`, the name of the kernel that ran, and
+        A `Selection` (`.kernel_name`, the name of the kernel that ran, and
         `.passed_over`, `(kernel, reason)` for each faster kernel declined;
         `str()` gives a readable report). For `Bidirectional`, a dict with the
         `"forward"` and `"backward"` selections, whose `str()` reports both.
@@ -130,4 +130,4 @@ def _rows(layer, path: str) -> list[tuple[str, str, str, str]]:
     for kernel, reason in selection.passed_over:
         declined.setdefault(reason, []).append(kernel)
     why = "; ".join(f"not {', '.join(ks)}: {reason}" for reason, ks in declined.items())
-    return [(path, name, str(selection.kernel), why)]
+    return [(path, name, str(selection.kernel_name), why)]

@@ -17,7 +17,7 @@ import keras
 from keras_rnnx.cells.gru import GRUCell
 from keras_rnnx.cells.lstm import LSTMCell
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
-from keras_rnnx.kernels.fused import cells_of
+from keras_rnnx.cells.stacked import cells_of
 from keras_rnnx.kernels.specs import find_spec, spec_of
 from keras_rnnx.layers.bidirectional import Bidirectional
 from keras_rnnx.layers.gru import GRU

@@ -144,3 +144,73 @@ def test_no_module_reads_keras_through_a_name_a_patch_replaces():
         and ast.unparse(node.value) == "keras.layers"
     ]
     assert not found, found
+
+
+# What a backend says of a trace: asked in `context.py` only, read by every
+# kernel from its call's context.
+TRACE_QUERIES = (
+    "is_compiling",
+    "is_exporting",
+    "is_tracing",
+    "is_in_onnx_export",
+    "executing_eagerly",
+    "inside_function",
+    "Tracer",
+)
+
+
+def test_only_the_context_asks_a_backend_about_its_trace():
+    found = [
+        f"{module}: {ast.unparse(node)}"
+        for module, path in MODULES.items()
+        if module != "keras_rnnx.context"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr in TRACE_QUERIES
+    ]
+    assert not found, found
+    source = MODULES["keras_rnnx.context"].read_text()
+    assert all(query in source for query in TRACE_QUERIES if query != "inside_function")
+
+
+def test_the_sequence_is_reversed_by_its_rules_only():
+    # `go_backwards`'s flip is a rule of the sequence (`kernels/sequence.py`),
+    # whose kernels and layers all take it from there.
+    found = [
+        f"{module}: {ast.unparse(node)}"
+        for module, path in MODULES.items()
+        if module != "keras_rnnx.kernels.sequence"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("flip", "reverse")
+    ]
+    assert not found, found
+
+
+def test_one_function_writes_what_a_stream_collects():
+    writes = [
+        module
+        for module, path in MODULES.items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.Assign, ast.AugAssign))
+        for target in getattr(node, "targets", [getattr(node, "target", None)])
+        if "final_states[" in ast.unparse(target)
+    ]
+    assert writes == ["keras_rnnx.context"]
+    source = MODULES["keras_rnnx.context"].read_text()
+    writer = source[source.index("\ndef record_final_states") + 1 :]
+    assert "final_states[" in writer[: writer.index("\ndef ")]
+
+
+def test_one_walk_over_a_stacks_cells():
+    # `cells/stacked.py` walks a stack (`cells_of`, `step_masks_argument`) by one rule.
+    found = [
+        f"{module}: {ast.unparse(node)}"
+        for module, path in MODULES.items()
+        if module != "keras_rnnx.cells.stacked"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
+        and node.attr == "cells"
+        and ast.unparse(node.value) != "keras_rnnx"
+    ]
+    assert not found, found

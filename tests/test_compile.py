@@ -80,9 +80,9 @@ def _kernels(model):
     for name in LAYERS:
         selection = keras_rnnx.explain(model.get_layer(f"{name}_rnn"))
         if isinstance(selection, dict):
-            assert selection["forward"].kernel == selection["backward"].kernel
+            assert selection["forward"].kernel_name == selection["backward"].kernel_name
             selection = selection["forward"]
-        found[name] = selection.kernel
+        found[name] = selection.kernel_name
     return found
 
 

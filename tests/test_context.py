@@ -83,3 +83,27 @@ def test_a_stream_feeds_states_in_and_takes_final_states_out():
     with context.streaming_states({id(layer): [h]}):
         with pytest.raises(ValueError, match="initial_state.*cannot take both"):
             layer(second, initial_state=[h])
+
+
+def test_a_call_context_is_immutable():
+    import dataclasses
+
+    call_context = context.read(sequences())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        call_context.exporting = "onnx"  # type: ignore[misc]
+
+
+def test_the_trace_facts_reach_the_call():
+    # Kernels and their vendor functions read them there (`RecurrentCall`).
+    layer = keras_rnnx.GRU(3)
+    eager = layer.prepare_call(sequences())
+    assert (eager.traced, eager.compiling, eager.jit_tracing) == (False, False, False)
+    calls = []
+
+    def call_and_keep_the_call(x):
+        calls.append(layer.prepare_call(x))
+        return layer(x)
+
+    _traced(call_and_keep_the_call, sequences())
+    assert calls and calls[0].traced
+    assert calls[0].jit_tracing == (BACKEND == "torch")

@@ -112,7 +112,7 @@ def test_empty_sequences_give_empty_results(layer_name, shape):
         np.testing.assert_array_equal(to_numpy(state), expected)
     last = keras_rnnx.RNN(layer.cell, use_cudnn=True)(x)
     np.testing.assert_array_equal(to_numpy(last), np.zeros((shape[0], 4), "float32"))
-    assert keras_rnnx.explain(layer).kernel == "empty"
+    assert keras_rnnx.explain(layer).kernel_name == "empty"
 
 
 @pytest.mark.parametrize("shape", ((3, 0, FEATURES), (0, 5, FEATURES)), ids=("no_steps", "no_rows"))

@@ -96,9 +96,9 @@ def _recorded_selections(monkeypatch):
     """The selections the recurrent layers record from now on."""
     recorded, record = [], keras_rnnx.RNN.record_selection
 
-    def recording(layer, selection, kernel):
+    def recording(layer, selection):
         recorded.append(selection)
-        record(layer, selection, kernel)
+        record(layer, selection)
 
     monkeypatch.setattr(keras_rnnx.RNN, "record_selection", recording)
     return recorded

@@ -148,8 +148,8 @@ def test_installed_plugin_kernel_runs_its_cell_as_the_reference_loop(options):
         lambda **kw: keras_rnnx.RNN(MinimalRNNCell(3), **kw), **options
     )
     assert_matches_reference(fast, reference, sequences())
-    assert keras_rnnx.explain(fast).kernel == "minimal-rnn-hoisted"
-    assert keras_rnnx.explain(reference).kernel != "minimal-rnn-hoisted"
+    assert keras_rnnx.explain(fast).kernel_name == "minimal-rnn-hoisted"
+    assert keras_rnnx.explain(reference).kernel_name != "minimal-rnn-hoisted"
 
 
 @needs_plugin
@@ -232,7 +232,7 @@ def test_kernel_plugins_are_selected_and_broken_ones_warn(tmp_path, monkeypatch)
         2 * keras.ops.convert_to_numpy(reference(x)),
         rtol=1e-6,
     )
-    assert keras_rnnx.explain(plugged).kernel == "doubling"
+    assert keras_rnnx.explain(plugged).kernel_name == "doubling"
     gru = keras_rnnx.GRU(3)
     gru(x)
     assert ("doubling", "only SimpleRNNCell") in keras_rnnx.explain(gru).passed_over
@@ -256,7 +256,7 @@ def test_use_cudnn_filters_the_kernels_before_selection():
     for use_cudnn in ("auto", True, False):
         layer = keras_rnnx.SimpleRNN(3, activation="sigmoid", use_cudnn=use_cudnn)
         layer(sequences())
-        ran[use_cudnn] = keras_rnnx.explain(layer).kernel
+        ran[use_cudnn] = keras_rnnx.explain(layer).kernel_name
     # True reaches the fused kernel ranked below an accepting loop.
     assert ran == {"auto": "fast-loop", True: "lower-fused", False: "reference"}
     assert len(loop.calls) == len(fused.calls) == 1
@@ -291,7 +291,8 @@ def test_restart_states_keeps_its_old_name_until_0_3():
     reset = np.zeros(x.shape[:2], bool)
     call = keras_rnnx.SimpleRNN(2).prepare_call(x, reset=reset)
     assert call.restart_states is not None
-    assert call.reset_states is call.restart_states
+    with pytest.warns(DeprecationWarning, match="restart_states"):
+        assert call.reset_states is call.restart_states
 
 
 def test_implementation_goes_to_the_cell():
@@ -352,3 +353,17 @@ def test_vendor_weights_are_the_keras_weights_in_cudnn_layout():
     for got, keras_bias in ((b_ih, bias[0]), (b_hh, bias[1])):
         z, r, h = np.split(keras_bias, 3)
         np.testing.assert_array_equal(got, np.concatenate([r, z, h]))
+
+
+def test_renamed_names_keep_an_alias_that_warns_until_0_3():
+    from keras_rnnx import context
+
+    selection = keras_rnnx.Selection("reference")
+    with pytest.warns(DeprecationWarning, match="`Selection.kernel_name`"):
+        assert selection.kernel == "reference"
+    layer = keras_rnnx.SimpleRNN(2)
+    with pytest.warns(DeprecationWarning, match="streamed_states"):
+        assert context.read().initial_state(layer, None) is None
+    with pytest.warns(DeprecationWarning, match="record_selection\\(selection\\)"):
+        layer.record_selection(selection, keras_rnnx.registered_kernels()[-1])
+    assert keras_rnnx.explain(layer) is selection

@@ -107,7 +107,7 @@ def accepts_training(cell: Cell) -> bool:
 
 def step_arguments(cell: Cell, training: bool | None, dropout_masks: Any) -> dict:
     """The keyword arguments of one step of `cell` in a loop: `training`
-    and its dropout masks (as `masks_of` gives them), for a cell that takes
+    and its dropout masks (as `step_masks_argument` gives them), for a cell that takes
     them."""
     arguments: dict[str, Any] = {}
     if accepts_training(cell):
@@ -117,7 +117,7 @@ def step_arguments(cell: Cell, training: bool | None, dropout_masks: Any) -> dic
     return arguments
 
 
-def initial_state(cell: Cell, batch_size: int | Tensor, dtype: Any):
+def cell_initial_state(cell: Cell, batch_size: int | Tensor, dtype: Any):
     """`cell.get_initial_state(batch_size)` if it has one, else zeros in the
     structure of its `state_size` (a bare tensor for an int), as Keras's
     `StackedRNNCells` hands each cell its states."""

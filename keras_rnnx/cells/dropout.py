@@ -88,7 +88,7 @@ class DropoutMasks:
 
     def step_masks(self, step_input: Tensor, state: Tensor, dropout_masks: Any) -> CellMasks:
         """The masks of one step: those a loop drew for the sequence and
-        hands the step (`dropout_masks`, as `masks_of` gives them), or, when
+        hands the step (`dropout_masks`, as `step_masks_argument` gives them), or, when
         the cell is called on its own (`None`), those it keeps until reset."""
         if dropout_masks is None:
             return CellMasks(
@@ -155,16 +155,10 @@ class DropoutMasks:
         kept["recurrent"] = kept["recurrent_kernel"] = None
 
 
-def masks_of(cell: Any, masks: tuple[CellMasks, ...]) -> Any:
-    """What `cell.call(..., dropout_masks=...)` takes from the masks a loop
-    drew (`RecurrentCall.dropout_masks`): tensors only, as Keras passes
-    call arguments: a cell's own `(inputs, recurrent, recurrent_kernel)`
-    masks (`None` where it has none), a stack's a list, one per cell."""
-    inner = getattr(cell, "cells", None)
-    if isinstance(inner, (list, tuple)):
-        return [masks_of(c, masks) for c in inner]
-    own = next((m for m in masks if m.cell is cell), None)
-    return (None, None, None) if own is None else tuple(own[1:])
+def own_masks(masks: tuple[CellMasks, ...], cell: Any) -> CellMasks | None:
+    """`cell`'s `CellMasks` among the masks a loop drew
+    (`RecurrentCall.dropout_masks`), found by identity, or `None`."""
+    return next((m for m in masks if m.cell is cell), None)
 
 
 def accepts_dropout_masks(cell: Any) -> bool:

@@ -59,7 +59,7 @@ class LinearRecurrentCell(keras.layers.Layer, Options, ZeroStates):
         >>> tuple(layer(np.ones((2, 8, 3), "float32")).shape)
         (2, 8, 4)
         >>> # The scan, or on JAX's CPU the step loop, which is faster there:
-        >>> keras_rnnx.explain(layer).kernel in ("parallel-scan", "reference")
+        >>> keras_rnnx.explain(layer).kernel_name in ("parallel-scan", "reference")
         True
     """
 

@@ -8,11 +8,12 @@ import keras
 
 from keras_rnnx.cells.base import (
     accepts_training,
-    initial_state,
+    cell_initial_state,
     output_shapes,
     state_shapes,
     step_arguments,
 )
+from keras_rnnx.cells.dropout import CellMasks, own_masks
 from keras_rnnx.cells.registry import deserialize_part, register_cell
 from keras_rnnx.types import Cell, Config, Structure, Tensor
 
@@ -84,7 +85,7 @@ class StackedRNNCells(keras.layers.Layer):
         Returns:
             A list with each cell's initial states.
         """
-        return [initial_state(c, batch_size, self.compute_dtype) for c in self.cells]
+        return [cell_initial_state(c, batch_size, self.compute_dtype) for c in self.cells]
 
     def build(self, input_shape: Structure) -> None:
         batch = keras.tree.flatten(input_shape)[0]
@@ -124,3 +125,26 @@ class StackedRNNCells(keras.layers.Layer):
         config = dict(config)
         cells = [deserialize_part(c, config["name"], custom_objects) for c in config.pop("cells")]
         return cls(cells, **config)
+
+
+# One walk over a stack, by one rule: a stack is a `StackedRNNCells` (a
+# foreign stack runs its cells itself, as an opaque cell).
+
+
+def cells_of(cell: Cell) -> list:
+    """The cells `cell` runs one after another at each step: `cell` itself,
+    or a stack's cells in order, nested stacks flattened."""
+    if isinstance(cell, StackedRNNCells):
+        return [inner for c in cell.cells for inner in cells_of(c)]
+    return [cell]
+
+
+def step_masks_argument(cell: Cell, masks: tuple[CellMasks, ...]) -> Any:
+    """What `cell.call(..., dropout_masks=...)` takes from the masks a loop
+    drew (`RecurrentCall.dropout_masks`): tensors only, as Keras passes
+    call arguments: a cell's own `(inputs, recurrent, recurrent_kernel)`
+    masks (`None` where it has none), a stack's a list, one per cell."""
+    if isinstance(cell, StackedRNNCells):
+        return [step_masks_argument(c, masks) for c in cell.cells]
+    own = own_masks(masks, cell)
+    return (None, None, None) if own is None else tuple(own[1:])

@@ -40,8 +40,8 @@ class EmptyKernel:
     """
 
     name = "empty"
-    priority = 0  # never ranked: selection asks it first
-    fused = True  # an empty call runs no loop, so `use_cudnn=True` holds
+    # Never ranked or filtered by `use_cudnn`: selection runs it first.
+    priority, fused = 0, False
 
     def why_not(self, call: RecurrentCall) -> str | None:
         return None if is_empty(call) else "the sequences have rows and steps"

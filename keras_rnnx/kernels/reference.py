@@ -1,14 +1,8 @@
 """The reference kernel: a `keras.ops` time loop over `cell.call`.
 
-It runs every cell on every backend and defines the semantics fast kernels
-must reproduce:
-
-* `go_backwards` processes the sequence from its end; outputs come back in
-  processing order (reversed), as in Keras;
-* at a masked step the states are carried unchanged, and the output is the
-  previous step's output (zeros before the first valid step, or always zeros
-  with `zero_output_for_mask`), the same on every backend;
-* the last output is the final (masked) output of the loop.
+It runs every cell on every backend, step by step, by the rules of a
+sequence (`kernels/sequence.py`: order, masked steps, resets, the last
+output), which the fast kernels must reproduce.
 """
 
 from __future__ import annotations
@@ -18,14 +12,9 @@ from keras import ops
 
 from keras_rnnx.cells.base import output_shapes, zeros_for
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
+from keras_rnnx.kernels.sequence import in_processing_order, masked_step, restart
 from keras_rnnx.kernels.traits import traits
 from keras_rnnx.types import Cell
-
-
-def _where(mask_t, new, old):
-    """`new` where the step is valid, else `old`; `mask_t` is `(batch,)`."""
-    m = ops.reshape(mask_t, (-1,) + (1,) * (len(new.shape) - 1))
-    return ops.where(m, new, old)
 
 
 def check_structure(expected, received, what, cell: Cell):
@@ -39,23 +28,21 @@ def check_structure(expected, received, what, cell: Cell):
         )
 
 
-def masked_step(call: RecurrentCall, output_structure):
-    """One step of `call.cell` with the masking semantics above.
+def cell_step(call: RecurrentCall, output_structure):
+    """One step of `call.cell` by the rules of a sequence (`kernels/sequence.py`).
 
     Returns `step(inputs_t, mask_t, flat_states, flat_prev, reset_t=None) ->
     (flat_states, flat_outputs)`, on flat lists; `mask_t` and `reset_t` are
-    `(batch,)` or `None`: a row reset starts over from `call.restart_states`
-    and a zero previous output, as a sequence does. Loops on any backend
-    share it, so they agree by construction.
+    `(batch,)` or `None`. Loops on any backend share it, so they agree by
+    construction.
     """
     cell, state_structure = call.cell, call.states
     arguments = call.step_arguments()
-    flat_reset = keras.tree.flatten(call.restart_states) if call.reset is not None else []
+    flat_restart = keras.tree.flatten(call.restart_states) if call.reset is not None else []
 
     def step(inputs_t, mask_t, flat_states, flat_prev, reset_t=None):
         if reset_t is not None:
-            flat_states = [_where(reset_t, s0, s) for s0, s in zip(flat_reset, flat_states)]
-            flat_prev = [_where(reset_t, ops.zeros_like(p), p) for p in flat_prev]
+            flat_states, flat_prev = restart(reset_t, flat_restart, flat_states, flat_prev)
         inputs_t = keras.tree.pack_sequence_as(call.inputs, list(inputs_t))
         states = keras.tree.pack_sequence_as(state_structure, list(flat_states))
         output, new_states = cell(inputs_t, states, **arguments)
@@ -63,15 +50,14 @@ def masked_step(call: RecurrentCall, output_structure):
             new_states = [new_states]
         check_structure(state_structure, new_states, "states", cell)
         check_structure(output_structure, output, "outputs", cell)
-        flat_new = keras.tree.flatten(new_states)
-        flat_out = keras.tree.flatten(output)
-        if mask_t is not None:
-            flat_new = [_where(mask_t, n, s) for n, s in zip(flat_new, flat_states)]
-            flat_out = [
-                _where(mask_t, o, ops.zeros_like(o) if call.zero_output_for_mask else p)
-                for o, p in zip(flat_out, flat_prev)
-            ]
-        return list(flat_new), list(flat_out)
+        return masked_step(
+            mask_t,
+            keras.tree.flatten(new_states),
+            flat_states,
+            keras.tree.flatten(output),
+            flat_prev,
+            call.zero_output_for_mask,
+        )
 
     return step
 
@@ -101,16 +87,15 @@ class ReferenceKernel:
         xs = [ops.moveaxis(x, 1, 0) for x in flat_inputs]  # time-major
         extras = [m for m in (call.mask, call.reset) if m is not None]
         xs += [ops.transpose(ops.cast(m, "bool")) for m in extras]
-        if call.go_backwards:
-            xs = [ops.flip(x, axis=0) for x in xs]
+        xs = [in_processing_order(x, call.go_backwards, axis=0) for x in xs]
         output_structure = zero_outputs(call, ops.shape(flat_inputs[0])[0])
-        cell_step = masked_step(call, output_structure)
+        one_step = cell_step(call, output_structure)
         n_inputs = len(flat_inputs)
 
         def step(carry, x_t):
             mask_t = x_t[n_inputs] if call.mask is not None else None
             reset_t = x_t[-1] if call.reset is not None else None
-            new_carry = cell_step(x_t[:n_inputs], mask_t, *carry, reset_t)
+            new_carry = one_step(x_t[:n_inputs], mask_t, *carry, reset_t)
             return new_carry, new_carry
 
         init = (keras.tree.flatten(call.states), keras.tree.flatten(output_structure))

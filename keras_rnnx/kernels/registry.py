@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import warnings
 from typing import Any, Protocol, runtime_checkable
 
 import keras
 
 from keras_rnnx.cells.base import step_arguments
-from keras_rnnx.cells.dropout import foreign_cells_masks, masks_of
+from keras_rnnx.cells.dropout import foreign_cells_masks
+from keras_rnnx.cells.stacked import step_masks_argument
 from keras_rnnx.context import CallContext
 from keras_rnnx.registry import Registry
 
@@ -67,8 +69,10 @@ class RecurrentCall:
             (`call.exporting`: a `model.export` format, `"trace"` for another
             torch trace, or `None`; a kernel then uses only ops that exporter
             converts: no sort, no host read of mask values, no `TensorArray`
-            for OpenVINO or LiteRT), whether it is traced (`call.traced`) and
-            compiled by torch's Dynamo (`call.compiling`).
+            for OpenVINO or LiteRT), whether it is traced (`call.traced`),
+            compiled by torch's Dynamo (`call.compiling`) or recorded by
+            TorchScript's tracer (`call.jit_tracing`). Kernels and their
+            vendor functions read these facts here, never from the backend.
 
     Returns:
         A dataclass instance.
@@ -109,6 +113,11 @@ class RecurrentCall:
     def reset_states(self) -> Any:
         """Deprecated name of `restart_states` (until 0.3): `RNN.reset_states()`
         is the stateful reset, another thing."""
+        warnings.warn(
+            "`RecurrentCall.reset_states` is deprecated: use `RecurrentCall.restart_states`.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self.restart_states
 
     @property
@@ -126,6 +135,12 @@ class RecurrentCall:
         """Whether torch's Dynamo traces the call (`context.compiling`)."""
         return self.context.compiling
 
+    @property
+    def jit_tracing(self) -> bool:
+        """Whether TorchScript's tracer records the call, for inference
+        (`context.jit_tracing`)."""
+        return self.context.jit_tracing
+
     def step(self, inputs: Any, states: Any) -> tuple[Any, Any]:
         """One step of the cell, `cell(inputs, states, **call.step_arguments())`.
 
@@ -137,7 +152,7 @@ class RecurrentCall:
     def step_arguments(self) -> dict:
         """The keyword arguments of each step of the cell: the call's
         `training` and dropout masks (each for a cell that takes it)."""
-        masks = masks_of(self.cell, self.dropout_masks)
+        masks = step_masks_argument(self.cell, self.dropout_masks)
         return step_arguments(self.cell, self.training, masks)
 
     def dropout_on_cells(self) -> contextlib.AbstractContextManager[None]:

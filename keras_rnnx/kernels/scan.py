@@ -3,125 +3,33 @@
 For a `LinearRecurrentCell`, `h_t = a_t * h_{t-1} + b_t`, and the pairs
 `(a_t, b_t)` compose associatively, `(a, b) ∘ (a', b') = (a' a, a' b + b')`:
 a chunk of steps is one pair, so a scan can run the chunks side by side
-instead of the steps one by one. The reference loop's semantics carry over
-as pairs:
-
-* a masked step is the identity pair `(1, 0)`: the state is carried;
-* a reset step starts from the reset states `s`: `(0, a s + b)`;
-* the outputs at masked steps repeat the last valid output (zeros before
-  it, or always with `zero_output_for_mask`): that too is a linear
-  recurrence, `o_t = (1 - m_t) o_{t-1} + m_t y_t`, scanned the same way.
+instead of the steps one by one. The rules of a sequence
+(`kernels/sequence.py`) carry over as pairs: a masked step is the identity
+pair, a reset step the pair from the restart states, and the held outputs a
+recurrence of their own, scanned the same way.
 """
 
 from __future__ import annotations
 
 import keras
-from keras import ops
 
 from keras_rnnx.cells.linear import LinearRecurrentCell
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
+from keras_rnnx.kernels.sequence import (
+    Recurrence,
+    held_outputs,
+    identity_at,
+    in_processing_order,
+    restart_pairs,
+)
 from keras_rnnx.kernels.traits import traits
-from keras_rnnx.types import Structure, Tensor
-
-# log(0) for the identity pair in log space: finite, so that gradients stay
-# finite, and far below any float's smallest exponent (also float16's).
-LOG_ZERO = -1e4
-
-# Steps per chunk: the scan runs about 2 x CHUNK sequential steps for every
-# factor of CHUNK in the length, each over all chunks at once (bench.py
-# `--layers beyond`: 16 to 128 alike at 1024 to 16384 steps).
-CHUNK = 16
 
 
-def loop_is_faster(call: RecurrentCall) -> str | None:
-    """Why the step loop beats the scan for `call`, or `None` (the backend's
+def loop_is_faster() -> str | None:
+    """Why the step loop beats the scan here, or `None` (the backend's
     `loop_beats_scan`: on JAX's CPU its compiled loop costs less than the
     scan's passes over the sequence, bench.py `--layers beyond`)."""
     return traits().loop_beats_scan()
-
-
-class Recurrence:
-    """`h_t = a_t ⊗ h_{t-1} ⊕ b_t`, given as `step(a, h, b)` and the
-    composition of coefficients, `compose(a, a')` (`a` first)."""
-
-    def __init__(self, step, compose):
-        self.step, self.compose = step, compose
-
-    @classmethod
-    def linear(cls, multiply):
-        return cls(lambda a, h, b: multiply(a, h) + b, lambda a1, a2: multiply(a2, a1))
-
-    @classmethod
-    def log(cls):
-        """The same in log space: `log h_t = logaddexp(log a_t + log h_{t-1}, log b_t)`."""
-        return cls(lambda a, h, b: ops.logaddexp(a + h, b), lambda a1, a2: a1 + a2)
-
-    def states(self, a: Tensor, b, h0: Tensor) -> Structure | None:
-        """Every `h_t` from `h0` (time on axis 1 of `a` and `b`)."""
-        if traits().associative_scan:
-
-            def combine(first, second):
-                (a1, b1), (a2, b2) = first, second
-                return [self.compose(a1, a2), self.step(a2, b1, b2)]
-
-            prefix_a, prefix_b = ops.associative_scan(combine, [a, b], axis=1)
-            return self.step(prefix_a, ops.expand_dims(h0, 1), prefix_b)
-        # Keras's torch scan builds its buffers with `torch.zeros` on the
-        # default device and dtype (CPU, float32); its TensorFlow scan
-        # branches on runtime lengths (`tf.cond`), which loses the rank in a
-        # traced train step. Chunks in keras.ops, differentiated as they run,
-        # took 3-4x less time for the states and their gradient than an
-        # odd-even scan in keras.ops did on both (4096 steps).
-        return self._chunked(a, b, h0)
-
-    def _chunked(self, a, b, h0):
-        """Each chunk's pair, the states at the chunks' ends from those
-        (recursively), then each chunk's steps from the state before it."""
-        steps = a.shape[1]
-        if steps <= CHUNK:
-            return self._loop(a, b, h0)
-        chunks = steps // CHUNK
-        length = chunks * CHUNK
-
-        def split(x):
-            x = x[:, :length] if steps % CHUNK else x
-            return ops.unstack(ops.reshape(x, (-1, chunks, CHUNK, *x.shape[2:])), axis=2)
-
-        a_steps, b_steps = split(a), split(b)
-        total_a, total_b = a_steps[0], b_steps[0]
-        for a_t, b_t in zip(a_steps[1:], b_steps[1:]):
-            total_a, total_b = self.compose(total_a, a_t), self.step(a_t, total_b, b_t)
-        ends = self._chunked(total_a, total_b, h0)
-        starts = ops.concatenate([ops.expand_dims(h0, 1), ends[:, :-1]], axis=1)
-        states = self._steps(a_steps, b_steps, starts)
-        states = ops.reshape(ops.stack(states, axis=2), (-1, length, *a.shape[2:]))
-        if steps % CHUNK:
-            rest = self._loop(a[:, length:], b[:, length:], ends[:, -1])
-            states = ops.concatenate([states, rest], axis=1)
-        return states
-
-    def _loop(self, a, b, h):
-        return ops.stack(self._steps(ops.unstack(a, axis=1), ops.unstack(b, axis=1), h), axis=1)
-
-    def _steps(self, a_steps, b_steps, h):
-        """The states after each of the steps, from `h`."""
-        states = []
-        for a_t, b_t in zip(a_steps, b_steps):
-            h = self.step(a_t, h, b_t)
-            states.append(h)
-        return states
-
-
-def _expand(flags, like):
-    """`(batch, time)` flags as a tensor that broadcasts against `like`."""
-    return ops.reshape(flags, (*flags.shape[:2], *([1] * (len(like.shape) - 2))))
-
-
-def _log_states(a, b, h0):
-    """`h_t` of the recurrence given as `(log a, log b)`, from a real `h0`:
-    `h_t = exp(Σ log a) h0 + exp(log B_t)`, `B` scanned from zero."""
-    from_zero = Recurrence.log().states(a, b, ops.full_like(h0, LOG_ZERO))
-    return ops.exp(ops.cumsum(a, axis=1)) * ops.expand_dims(h0, 1) + ops.exp(from_zero)
 
 
 class ParallelScanKernel:
@@ -135,7 +43,7 @@ class ParallelScanKernel:
             return f"{type(call.cell).__name__} is not a linear recurrence"
         if call.unroll:
             return "unroll=True asks for the unrolled loop"
-        reason = loop_is_faster(call)
+        reason = loop_is_faster()
         if reason:
             return reason
         if call.exporting:
@@ -154,52 +62,27 @@ class ParallelScanKernel:
     def run(self, call: RecurrentCall):
         cell = call.cell
         x = keras.tree.flatten(call.inputs)[0]
-        mask, reset = call.mask, call.reset
-        if call.go_backwards:
-            x = ops.flip(x, axis=1)
-            mask, reset = (None if f is None else ops.flip(f, axis=1) for f in (mask, reset))
+        x, mask, reset = (
+            None if f is None else in_processing_order(f, call.go_backwards)
+            for f in (x, call.mask, call.reset)
+        )
         (h0,) = keras.tree.flatten(call.states)
         a, b = cell.coefficients(x)
         log = cell.log_space
-        # The identity pair, for masked steps.
-        one = ops.zeros_like(a) if log else cell.one(a)
-        zero = ops.full_like(b, LOG_ZERO) if log else ops.zeros_like(b)
         if mask is not None:
-            valid = _expand(mask, a)
-            a, b = ops.where(valid, a, one), ops.where(valid, b, zero)
+            a, b = identity_at(mask, a, b, log=log, one=None if log else cell.one(a))
         if reset is not None:
-            # From the reset states s instead: (0, a s + b).
             (s,) = keras.tree.flatten(call.restart_states)
-            starts = _expand(reset, a)
-            if log:
-                a_s = ops.exp(a) * ops.expand_dims(s, 1)
-                b = ops.where(starts, ops.log(ops.exp(b) + a_s), b)
-                a = ops.where(starts, ops.full_like(a, LOG_ZERO), a)
-            else:
-                b = ops.where(starts, cell.multiply(a, ops.expand_dims(s, 1)) + b, b)
-                a = ops.where(starts, ops.zeros_like(a), a)
+            a, b = restart_pairs(reset, a, b, s, cell.multiply, log=log)
         if log:
-            h = _log_states(a, b, h0)
+            h = Recurrence.log().log_states(a, b, h0)
         else:
             h = Recurrence.linear(cell.multiply).states(a, b, h0)
         outputs = cell.readout(h, x)
         if mask is not None:
-            outputs = self._hold_masked_outputs(call, outputs, mask, reset)
+            outputs = held_outputs(outputs, mask, reset, call.zero_output_for_mask)
         states = keras.tree.pack_sequence_as(call.states, [h[:, -1]])
         return outputs[:, -1], outputs, states
-
-    @staticmethod
-    def _hold_masked_outputs(call, y, mask, reset):
-        """At masked steps, the last valid output (zeros before it, or always)."""
-        valid = _expand(mask, y)
-        y = ops.where(valid, y, ops.zeros_like(y))
-        if call.zero_output_for_mask:
-            return y
-        keep = ops.logical_not(valid)
-        if reset is not None:
-            keep = ops.logical_and(keep, ops.logical_not(_expand(reset, y)))
-        keep = ops.cast(ops.broadcast_to(keep, ops.shape(y)), y.dtype)
-        return Recurrence.linear(ops.multiply).states(keep, y, ops.zeros_like(y[:, 0]))
 
 
 register_kernel(ParallelScanKernel())

@@ -9,6 +9,7 @@ returns `None` runs the call. `explain` reports the `Selection`.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 from keras_rnnx.kernels.empty import EMPTY, is_empty
 from keras_rnnx.kernels.registry import Kernel, RecurrentCall, registered_kernels
@@ -22,9 +23,9 @@ class Selection:
     `keras_rnnx.explain(layer)` returns it; `str()` gives a readable report.
 
     Args:
-        kernel: the name of the kernel that ran (`None` from
+        kernel_name: the name of the kernel that ran (`None` from
             `select_bidirectional` when no kernel runs both directions in one
-            call).
+            call); `kernel` is its deprecated name (until 0.3).
         passed_over: `(kernel name, reason)` for each faster kernel that
             declined, fastest first.
         exporting: the format of the export the trace was for (see
@@ -34,7 +35,7 @@ class Selection:
         A frozen dataclass instance.
 
     Raises:
-        TypeError: `kernel` is missing (as any dataclass).
+        TypeError: `kernel_name` is missing (as any dataclass).
 
     Examples:
         >>> import keras_rnnx
@@ -43,13 +44,24 @@ class Selection:
           not fast: no GPU
     """
 
-    kernel: str | None
+    kernel_name: str | None
     passed_over: tuple[tuple[str, str], ...] = ()
     exporting: str | None = None
 
+    @property
+    def kernel(self) -> str | None:
+        """Deprecated name of `kernel_name` (until 0.3): `select` returns the
+        kernel itself, this its name."""
+        warnings.warn(
+            "`Selection.kernel` is deprecated: use `Selection.kernel_name`.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.kernel_name
+
     def __str__(self) -> str:
         export = f", traced for export ({self.exporting})" if self.exporting else ""
-        lines = [f"kernel: {self.kernel}{export}"]
+        lines = [f"kernel: {self.kernel_name}{export}"]
         lines += [f"  not {name}: {reason}" for name, reason in self.passed_over]
         return "\n".join(lines)
 
@@ -97,7 +109,7 @@ def select(call: RecurrentCall) -> tuple[Kernel, Selection]:
     Raises:
         ValueError: `use_cudnn=True` and no fused kernel accepts the call.
     """
-    if is_empty(call):
+    if is_empty(call):  # whatever `use_cudnn` asks: no loop runs
         return EMPTY, Selection(EMPTY.name)
     kernels, passed_over = candidates(call.use_cudnn)
     for kernel in kernels:

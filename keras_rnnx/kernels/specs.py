@@ -7,6 +7,11 @@ Keras weights map onto the vendor's layout. Kernels read the spec; none of
 them tests a cell's class. A package adds a spec for its own cell with
 `register_fused_spec`, and every fused kernel that runs that `mode` runs it.
 
+A spec declares one form of cell, the vendors' gated RNNs, so its modes are
+theirs. A family of cells with a kernel of its own declares its form as a
+cell class instead, as `LinearRecurrentCell` declares a linear recurrence for
+the parallel scan ("A family with its own kernel" in docs/architecture.md).
+
 The vendor layout is cuDNN's (and torch's): per direction, `w_ih (gates *
 units, features)`, `w_hh (gates * units, units)`, `b_ih` and `b_hh (gates *
 units,)`, gate blocks in the vendor's order. Keras keeps `kernel (features,

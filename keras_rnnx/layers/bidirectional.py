@@ -11,6 +11,7 @@ from keras import ops
 from keras_rnnx import context, kernels
 from keras_rnnx.cells.base import state_shapes
 from keras_rnnx.cells.registry import deserialize_part
+from keras_rnnx.kernels.sequence import in_time_order
 from keras_rnnx.layers.keras_semantics import rnn_propagates_masks
 from keras_rnnx.layers.rnn import RNN
 from keras_rnnx.types import Config, Structure, Tensor
@@ -233,7 +234,8 @@ class Bidirectional(keras.layers.Layer):
             states = tuple(y[1:]) + tuple(y_rev[1:])
             y, y_rev = y[0], y_rev[0]
         if self.return_sequences:
-            y_rev = ops.flip(y_rev, axis=1)
+            # Flipped whatever the backward layer's `go_backwards`, as Keras does.
+            y_rev = in_time_order(y_rev, go_backwards=True)
         # In this layer's compute dtype, as Keras's (the directions have their own).
         y, y_rev = ops.cast(y, self.compute_dtype), ops.cast(y_rev, self.compute_dtype)
         output = _merge(self.merge_mode, y, y_rev)
@@ -283,7 +285,7 @@ class Bidirectional(keras.layers.Layer):
         kernel, selection = kernels.select_bidirectional(*calls)
         if kernel is not None:
             for layer in layers:
-                layer.record_selection(selection, kernel)
+                layer.record_selection(selection)
             results = kernel.run_bidirectional(*calls)
         else:
             results = [

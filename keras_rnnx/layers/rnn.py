@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 import keras
 from keras import ops
 
 from keras_rnnx import context, kernels
-from keras_rnnx.cells.base import Shape, initial_state, output_shapes, state_shapes
+from keras_rnnx.cells.base import Shape, cell_initial_state, output_shapes, state_shapes
 from keras_rnnx.cells.dropout import CellMasks
 from keras_rnnx.cells.registry import deserialize_part
-from keras_rnnx.cells.stacked import StackedRNNCells
+from keras_rnnx.cells.stacked import StackedRNNCells, cells_of
 from keras_rnnx.kernels.registry import Kernel, RecurrentCall, logger
 from keras_rnnx.kernels.selection import Selection, supports_xla
+from keras_rnnx.kernels.sequence import (
+    check_reset,
+    resets_in_processing_order,
+    zero_masked_steps,
+)
 from keras_rnnx.layers.keras_semantics import rnn_propagates_masks
 from keras_rnnx.types import Cell, Config, Structure, Tensor, UseCudnn
 
@@ -67,9 +73,10 @@ class RNN(keras.layers.Layer):
         - `training`: whether dropout is active.
         - `reset`: `(batch, time)` boolean tensor, true where a row starts a
           new segment (an episode, an utterance): its states go back to the
-          layer's initial states (zeros; the given `initial_state` or a
-          stateful layer's carried states apply to the first step only)
-          before that step, as if each segment were its own sequence.
+          layer's initial states (zeros) before that step, as if each
+          segment were its own sequence. The given `initial_state`, or a
+          stateful layer's carried states, start a row only where `reset` is
+          false at its first step. Booleans only: another dtype is an error.
           torch's fused kernel runs resets as segments in eager calls, the
           loops run them elsewhere (`explain` says which).
 
@@ -79,7 +86,8 @@ class RNN(keras.layers.Layer):
 
     Raises:
         ValueError: a cell without `call` or `state_size`; inputs of the wrong
-            rank or feature size; a mask or reset not shaped `(batch, time)`; initial
+            rank or feature size; a mask or reset not shaped `(batch, time)`, a
+            reset that is not boolean; initial
             states of the wrong number or shape; `stateful` without a fixed
             batch size, or with a different one; `unroll` with an unknown number
             of steps; `use_cudnn=True` where no fused kernel can run.
@@ -241,7 +249,7 @@ class RNN(keras.layers.Layer):
         Returns:
             A list with one entry per state (a nested list for stacked cells).
         """
-        state = initial_state(self.cell, batch_size, self.cell.compute_dtype)
+        state = cell_initial_state(self.cell, batch_size, self.cell.compute_dtype)
         # One level of list at the top, as Keras's RNN.
         return list(state) if isinstance(state, (list, tuple)) else [state]
 
@@ -332,6 +340,8 @@ class RNN(keras.layers.Layer):
         if flags is None:
             return None
         flags = ops.convert_to_tensor(flags)
+        if name == "reset":
+            check_reset(flags, self.name)
         batch, steps = tuple(flat_inputs[0].shape[:2])
         shape = tuple(flags.shape)
         if len(shape) != 2 or any(
@@ -390,7 +400,7 @@ class RNN(keras.layers.Layer):
         flat_inputs = [ops.convert_to_tensor(x) for x in keras.tree.flatten(sequences)]
         if call_context is None:
             call_context = context.read(flat_inputs[0])
-        initial_state = call_context.initial_state(self, initial_state)
+        initial_state = call_context.streamed_states(self, initial_state)
         # In the cell's compute dtype, as its own call would cast them (a cell
         # passed in keeps its dtype policy): fused kernels use its weights as they are.
         dtype = getattr(self.cell, "compute_dtype", None)
@@ -403,14 +413,11 @@ class RNN(keras.layers.Layer):
         self._check_sequences(flat_inputs)
         mask = self._check_steps_flags(_first_mask(mask), flat_inputs, "mask")
         reset = self._check_steps_flags(reset, flat_inputs, "reset")
-        if reset is not None and self.go_backwards:
-            # Processed from its end, a segment starts over at its last step:
-            # the step before the next segment's first.
-            reset = ops.concatenate([reset[:, 1:], ops.zeros_like(reset[:, :1])], axis=1)
+        reset = resets_in_processing_order(reset, self.go_backwards)
         if mask is not None:
             # No kernel sees what masked steps hold: NaN or sentinel padding
             # (`Masking(mask_value=...)`) must reach no state and no gradient.
-            flat_inputs = [_zero_masked_steps(x, mask) for x in flat_inputs]
+            flat_inputs = [zero_masked_steps(x, mask) for x in flat_inputs]
             sequences = keras.tree.pack_sequence_as(sequences, flat_inputs)
         batch = ops.shape(flat_inputs[0])[0]
         if self.stateful:
@@ -470,19 +477,34 @@ class RNN(keras.layers.Layer):
         """
         kernel, selection = kernels.select(call)
         passed_over = (*passed_over, *selection.passed_over)
-        self.record_selection(dataclasses.replace(selection, passed_over=passed_over), kernel)
+        self.record_selection(dataclasses.replace(selection, passed_over=passed_over))
         return kernel
 
-    def record_selection(self, selection: Selection, kernel: Kernel) -> None:
-        """Record that `kernel` runs this layer: what `explain` reports.
+    def record_selection(self, selection: Selection, *deprecated: Any) -> None:
+        """Record the `Selection` of the kernel that runs this layer: what
+        `explain` reports.
 
         `select_kernel` records its choice; a caller that runs the layer's
         call another way (a `Bidirectional` kernel running both directions) records it.
 
         Args:
             selection: the `Selection`.
-            kernel: the kernel that runs the call.
+            *deprecated: the kernel, which earlier versions also took (until
+                0.3; it warns and is unused).
+
+        Returns:
+            None.
+
+        Raises:
+            Nothing.
         """
+        if deprecated:
+            warnings.warn(
+                "`record_selection(selection, kernel)` is deprecated: the kernel is "
+                "unused; call `record_selection(selection)`.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         if selection != self._selection:
             logger.debug("%s: %s", self.name, selection)
             self._untracked(selection=selection)
@@ -512,7 +534,7 @@ class RNN(keras.layers.Layer):
             lambda t: ops.cast(t, self.compute_dtype), tuple(result)
         )
         if call is not None:
-            call.context.record_final_states(self, final_states)
+            context.record_final_states(call.context, self, final_states)
         if self.stateful:
             for variable, value in zip(
                 keras.tree.flatten(self._states), keras.tree.flatten(final_states)
@@ -552,25 +574,22 @@ def _first_mask(mask):
     return masks[0] if masks else None
 
 
-def _zero_masked_steps(x, mask):
-    """`x` with zeros at the steps `mask` (batch, time) marks invalid."""
-    for _ in range(len(x.shape) - 2):
-        mask = ops.expand_dims(mask, -1)
-    return ops.where(mask, x, ops.zeros_like(x))
-
-
 def _draw_dropout_masks(cell, step_input, states):
     """Each cell's dropout masks for one sequence, drawn once before the
     (stateless) loop: a `CellMasks` per cell that has them, as
     `RecurrentCall.dropout_masks`. The cells keep none."""
-    if isinstance(cell, StackedRNNCells):
-        masks, batch = (), ops.shape(step_input)[0]
-        for inner, inner_states in zip(cell.cells, states):
-            masks += _draw_dropout_masks(inner, step_input, inner_states)
-            dims = keras.tree.flatten(output_shapes(inner))[0].dims
-            step_input = ops.zeros((batch, *dims), dtype=step_input.dtype)
-        return masks
-    state = keras.tree.flatten(states)[0]
+    masks, flat_states = (), keras.tree.flatten(states)
+    batch = ops.shape(step_input)[0]
+    for inner in cells_of(cell):
+        count = len(keras.tree.flatten(state_shapes(inner)))
+        masks += _draw_cell_masks(inner, step_input, flat_states[0])
+        flat_states = flat_states[count:]
+        dims = keras.tree.flatten(output_shapes(inner))[0].dims
+        step_input = ops.zeros((batch, *dims), dtype=step_input.dtype)
+    return masks
+
+
+def _draw_cell_masks(cell, step_input, state):
     if hasattr(cell, "draw_dropout_masks"):
         return (cell.draw_dropout_masks(step_input, state),)
     if not hasattr(cell, "get_dropout_mask"):

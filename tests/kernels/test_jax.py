@@ -69,7 +69,7 @@ def _pair(**options):
 def test_cudnn_matches_reference(cudnn, case, mask_kind):
     fused, reference = _pair(**OPTIONS[case])
     assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
-    assert keras_rnnx.explain(fused).kernel == "jax-cudnn"
+    assert keras_rnnx.explain(fused).kernel_name == "jax-cudnn"
 
 
 def test_cudnn_with_initial_state_and_inference_dropout(cudnn):
@@ -83,7 +83,7 @@ def test_cudnn_training_input_dropout_uses_the_same_seeded_masks(cudnn):
     x = sequences()
     got, want = fused(x, training=True), reference(x, training=True)
     assert_all_close([to_numpy(got)], [to_numpy(want)], "training outputs")
-    assert keras_rnnx.explain(fused).kernel == "jax-cudnn"
+    assert keras_rnnx.explain(fused).kernel_name == "jax-cudnn"
 
 
 @pytest.mark.parametrize("mask_kind", ("right", "left", "holes"))
@@ -112,7 +112,7 @@ def test_fit_trains_through_cudnn(cudnn):
     before = model.evaluate(x, y, verbose=0)
     model.fit(x, y, epochs=5, verbose=0)
     assert model.evaluate(x, y, verbose=0) < before
-    assert keras_rnnx.explain(model.layers[0]).kernel == "jax-cudnn"
+    assert keras_rnnx.explain(model.layers[0]).kernel_name == "jax-cudnn"
 
 
 def _bidirectional(merge_mode, **options):
@@ -127,7 +127,7 @@ def test_bidirectional_runs_both_directions_in_one_call(cudnn, merge_mode, retur
     fused, reference = fast_and_reference(make)
     assert_matches_reference(fused, reference, sequences())
     for selection in keras_rnnx.explain(fused).values():
-        assert selection.kernel == "jax-cudnn-bidirectional"
+        assert selection.kernel_name == "jax-cudnn-bidirectional"
 
 
 @pytest.mark.parametrize("mask_kind", ("right", "empty_row", "holes"))
@@ -135,9 +135,9 @@ def test_masked_bidirectional_runs_each_direction_on_its_own(cudnn, mask_kind):
     fused, reference = fast_and_reference(_bidirectional("concat", return_sequences=True))
     assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
     selection = keras_rnnx.explain(fused)
-    assert selection["backward"].kernel == "jax-cudnn"
+    assert selection["backward"].kernel_name == "jax-cudnn"
     # Returning sequences, Bidirectional zeroes masked outputs: see below.
-    assert selection["forward"].kernel == "reference"
+    assert selection["forward"].kernel_name == "reference"
     assert ("jax-cudnn", cudnn.WRONG_GRADIENTS) in selection["forward"].passed_over
     for direction in selection.values():
         assert direction.passed_over[0][0] == "jax-cudnn-bidirectional"
@@ -147,9 +147,9 @@ def test_forward_zero_output_for_mask_declines_only_with_a_mask(cudnn):
     layer = keras_rnnx.LSTM(UNITS, return_sequences=True, zero_output_for_mask=True)
     x = sequences()
     layer(x)
-    assert keras_rnnx.explain(layer).kernel == "jax-cudnn"
+    assert keras_rnnx.explain(layer).kernel_name == "jax-cudnn"
     layer(x, **mask_kwargs("right"))
-    assert keras_rnnx.explain(layer).kernel == "reference"
+    assert keras_rnnx.explain(layer).kernel_name == "reference"
     assert ("jax-cudnn", cudnn.WRONG_GRADIENTS) in keras_rnnx.explain(layer).passed_over
 
 
@@ -157,7 +157,7 @@ def test_bidirectional_last_outputs_and_initial_state(cudnn):
     fused, reference = fast_and_reference(_bidirectional("sum", return_state=True))
     states = states_for(reference.forward_layer) + states_for(reference.backward_layer, seed=4)
     assert_matches_reference(fused, reference, sequences(), initial_state=states)
-    assert keras_rnnx.explain(fused)["forward"].kernel == "jax-cudnn-bidirectional"
+    assert keras_rnnx.explain(fused)["forward"].kernel_name == "jax-cudnn-bidirectional"
 
 
 @pytest.mark.parametrize(
@@ -203,7 +203,7 @@ def test_mixed_precision_runs_cudnn_in_float32(cudnn, policy, mask_kind):
     fused, reference = _pair(dtype=policy, return_sequences=True, return_state=True)
     x, tolerance = sequences(), MIXED_TOLERANCE[policy]
     assert_matches_reference(fused, reference, x, tolerance, **mask_kwargs(mask_kind))
-    assert keras_rnnx.explain(fused).kernel == "jax-cudnn"
+    assert keras_rnnx.explain(fused).kernel_name == "jax-cudnn"
     assert fused(x)[0].dtype == policy.removeprefix("mixed_")
 
 
@@ -215,7 +215,7 @@ def test_mixed_precision_bidirectional_runs_one_cudnn_call(cudnn):
         )
     )
     assert_matches_reference(fused, reference, sequences(), MIXED_TOLERANCE["mixed_bfloat16"])
-    assert keras_rnnx.explain(fused)["forward"].kernel == "jax-cudnn-bidirectional"
+    assert keras_rnnx.explain(fused)["forward"].kernel_name == "jax-cudnn-bidirectional"
 
 
 @pytest.mark.parametrize("mask_kind", ("none", "right", "holes"))

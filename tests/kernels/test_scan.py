@@ -29,7 +29,7 @@ from tests.helpers.oracle import (
 @pytest.fixture(autouse=True)
 def scan_everywhere(monkeypatch):
     """The scan runs here on every backend, also where the loop is faster."""
-    monkeypatch.setattr(scan, "loop_is_faster", lambda call: None)
+    monkeypatch.setattr(scan, "loop_is_faster", lambda: None)
 
 
 LAYERS = {
@@ -62,7 +62,7 @@ CASES = [
 def test_parallel_scan_matches_the_step_loop(layer, options, mask_kind):
     fast, reference = fast_and_reference(LAYERS[layer], **OPTIONS[options])
     assert_matches_reference(fast, reference, sequences(), **mask_kwargs(mask_kind))
-    assert keras_rnnx.explain(fast).kernel == "parallel-scan"
+    assert keras_rnnx.explain(fast).kernel_name == "parallel-scan"
 
 
 @pytest.mark.parametrize("layer", LAYERS)
@@ -86,8 +86,8 @@ def test_bidirectional_runs_the_scan_both_ways():
 
     fast, reference = fast_and_reference(make)
     assert_matches_reference(fast, reference, sequences(), **mask_kwargs("left"))
-    assert keras_rnnx.explain(fast.forward_layer).kernel == "parallel-scan"
-    assert keras_rnnx.explain(fast.backward_layer).kernel == "parallel-scan"
+    assert keras_rnnx.explain(fast.forward_layer).kernel_name == "parallel-scan"
+    assert keras_rnnx.explain(fast.backward_layer).kernel_name == "parallel-scan"
 
 
 @pytest.mark.parametrize("training", (False, True))
@@ -99,7 +99,7 @@ def test_on_jaxs_cpu_the_faster_loop_runs(monkeypatch, training):
     if keras.backend.backend() == "jax" and not on_gpu():
         assert passed["parallel-scan"] == "on JAX's CPU the compiled step loop is faster"
     else:
-        assert keras_rnnx.explain(layer).kernel == "parallel-scan"
+        assert keras_rnnx.explain(layer).kernel_name == "parallel-scan"
 
 
 def test_the_kernel_says_why_it_declines():
@@ -109,7 +109,7 @@ def test_the_kernel_says_why_it_declines():
     assert passed["parallel-scan"] == "StackedRNNCells is not a linear recurrence"
     unrolled = keras_rnnx.MinLSTM(3, unroll=True)
     unrolled(sequences())
-    assert keras_rnnx.explain(unrolled).kernel != "parallel-scan"
+    assert keras_rnnx.explain(unrolled).kernel_name != "parallel-scan"
 
 
 def test_a_users_linear_cell_runs_the_scan():
@@ -123,7 +123,7 @@ def test_a_users_linear_cell_runs_the_scan():
 
     fast, reference = fast_and_reference(lambda **kw: keras_rnnx.RNN(Leaky(4), **kw))
     assert_matches_reference(fast, reference, sequences(), **mask_kwargs("right"))
-    assert keras_rnnx.explain(fast).kernel == "parallel-scan"
+    assert keras_rnnx.explain(fast).kernel_name == "parallel-scan"
 
 
 def test_stateful_halves_equal_the_whole_sequence():

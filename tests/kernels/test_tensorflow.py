@@ -45,7 +45,7 @@ def _pair(maker, **options):
 def test_loop_matches_reference(maker, case, mask_kind):
     loop, reference = _pair(maker, **OPTIONS[case])
     assert_matches_reference(loop, reference, sequences(), **mask_kwargs(mask_kind))
-    assert keras_rnnx.explain(loop).kernel == "tf-while"
+    assert keras_rnnx.explain(loop).kernel_name == "tf-while"
 
 
 def test_loop_in_tf_function_with_unknown_batch_and_steps():
@@ -67,7 +67,7 @@ def test_unroll_declines():
     layer = keras_rnnx.GRU(UNITS, unroll=True)
     layer(sequences())
     selection = keras_rnnx.explain(layer)
-    assert selection.kernel == "reference"
+    assert selection.kernel_name == "reference"
     assert ("tf-while", "unroll=True asks for the unrolled loop") in selection.passed_over
 
 
@@ -85,7 +85,7 @@ def test_nested_cell_runs_in_the_loop():
     got = [to_numpy(t) for t in keras.tree.flatten(loop(x, mask=mask))]
     want = [to_numpy(t) for t in keras.tree.flatten(reference(x, mask=mask))]
     assert_all_close(got, want, "nested")
-    assert keras_rnnx.explain(loop).kernel == "tf-while"
+    assert keras_rnnx.explain(loop).kernel_name == "tf-while"
 
 
 def test_loop_compiles_with_xla():
@@ -97,4 +97,4 @@ def test_loop_compiles_with_xla():
     got = [to_numpy(t) for t in compiled(x, mask)]
     want = [to_numpy(t) for t in reference(x, mask=mask)]
     assert_all_close(got, want, "jit_compile")
-    assert keras_rnnx.explain(loop).kernel == "tf-while"
+    assert keras_rnnx.explain(loop).kernel_name == "tf-while"

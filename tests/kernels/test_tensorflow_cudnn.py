@@ -119,7 +119,7 @@ def _pair(layer, **options):
 def test_cudnn_matches_reference(cudnn, layer, case, mask_kind):
     fused, reference = _pair(layer, **OPTIONS[case])
     assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
-    assert keras_rnnx.explain(fused).kernel == "tf-cudnn"
+    assert keras_rnnx.explain(fused).kernel_name == "tf-cudnn"
 
 
 @pytest.fixture
@@ -177,7 +177,7 @@ def test_jit_compile_auto_is_decided_before_the_layer_runs(cudnn, a_gpu_for_kera
 
 def test_a_layer_on_cudnn_opts_out_of_xla(cudnn):
     fused, reference = _pair("LSTM")
-    assert keras_rnnx.explain(fused).kernel == "tf-cudnn"
+    assert keras_rnnx.explain(fused).kernel_name == "tf-cudnn"
     assert fused.supports_jit is False  # Keras then compiles the model without XLA
     assert reference.supports_jit is True
 
@@ -248,7 +248,7 @@ def test_mixed_precision_runs_cudnn(cudnn, layer, policy):
     fused, reference = _pair(layer, dtype=policy, return_sequences=True, return_state=True)
     x, tolerance = sequences(), MIXED_TOLERANCE[policy]
     assert_matches_reference(fused, reference, x, tolerance, **mask_kwargs("left"))
-    assert keras_rnnx.explain(fused).kernel == "tf-cudnn"
+    assert keras_rnnx.explain(fused).kernel_name == "tf-cudnn"
 
 
 @pytest.mark.parametrize("mask_kind", ("none", "left", "holes"))

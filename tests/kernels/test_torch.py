@@ -68,8 +68,8 @@ def _pair(layer, **options):
 def test_fused_matches_reference(layer, case, mask_kind):
     fused, reference = _pair(layer, **OPTIONS[case])
     assert_matches_reference(fused, reference, sequences(), **mask_kwargs(mask_kind))
-    assert keras_rnnx.explain(fused).kernel == "torch-fused"
-    assert keras_rnnx.explain(reference).kernel == "reference"
+    assert keras_rnnx.explain(fused).kernel_name == "torch-fused"
+    assert keras_rnnx.explain(reference).kernel_name == "reference"
 
 
 @pytest.mark.parametrize("layer", LAYERS)
@@ -85,7 +85,7 @@ def test_fused_training_input_dropout_uses_the_same_seeded_masks(layer):
     x = sequences()
     a, b = fused(x, training=True), reference(x, training=True)
     assert_all_close([to_numpy(a)], [to_numpy(b)], "training outputs")
-    assert keras_rnnx.explain(fused).kernel == "torch-fused"
+    assert keras_rnnx.explain(fused).kernel_name == "torch-fused"
 
 
 @pytest.mark.parametrize("layer", ("LSTM", "GRU"))
@@ -125,9 +125,9 @@ def test_recurrent_dropout_declines_only_in_training():
     layer = keras_rnnx.GRU(UNITS, recurrent_dropout=0.3)
     x = sequences()
     layer(x, training=False)
-    assert keras_rnnx.explain(layer).kernel == "torch-fused"
+    assert keras_rnnx.explain(layer).kernel_name == "torch-fused"
     layer(x, training=True)
-    assert keras_rnnx.explain(layer).kernel == "reference"
+    assert keras_rnnx.explain(layer).kernel_name == "reference"
 
 
 BIDIRECTIONAL = [
@@ -150,9 +150,11 @@ def test_bidirectional_runs_both_directions_in_one_call(layer, merge_mode, retur
     assert_matches_reference(fused, reference, sequences())
     selection = keras_rnnx.explain(fused)
     assert (
-        selection["forward"].kernel == selection["backward"].kernel == "torch-fused-bidirectional"
+        selection["forward"].kernel_name
+        == selection["backward"].kernel_name
+        == "torch-fused-bidirectional"
     )
-    assert keras_rnnx.explain(reference)["forward"].kernel == "reference"
+    assert keras_rnnx.explain(reference)["forward"].kernel_name == "reference"
 
 
 def test_bidirectional_kernel_with_initial_state_and_stateful_states():
@@ -180,7 +182,7 @@ def test_bidirectional_falls_back_to_a_kernel_per_direction(mask_kind, options, 
     got, want = to_numpy(fused(x, **kwargs)), to_numpy(reference(x, **kwargs))
     assert_all_close([got], [want], "outputs")
     for selection in keras_rnnx.explain(fused).values():
-        assert selection.kernel == "torch-fused"
+        assert selection.kernel_name == "torch-fused"
         name, why = selection.passed_over[0]
         assert name == "torch-fused-bidirectional" and why.startswith(reason)
 
@@ -201,7 +203,7 @@ def test_torch_compile_traces_the_fused_kernel_whole(mask_kind):
     compiled = torch.compile(lambda t: fused(t, **kwargs), backend="eager", fullgraph=True)
     got = [to_numpy(t) for t in compiled(x)]
     assert_all_close(got, [to_numpy(t) for t in reference(x, **kwargs)], "compiled")
-    assert keras_rnnx.explain(fused).kernel == "torch-fused"
+    assert keras_rnnx.explain(fused).kernel_name == "torch-fused"
 
 
 @pytest.mark.parametrize("layer", ("GRU", "SimpleRNN-relu", "LSTM-proj"))
@@ -243,7 +245,7 @@ def test_fused_runs_mixed_precision(layer, mask_kind, policy):
     fused, reference = _pair(layer, dtype=policy, return_sequences=True, return_state=True)
     x, tolerance = sequences(), MIXED_TOLERANCE[policy]
     assert_matches_reference(fused, reference, x, tolerance, **mask_kwargs(mask_kind))
-    assert keras_rnnx.explain(fused).kernel == "torch-fused"
+    assert keras_rnnx.explain(fused).kernel_name == "torch-fused"
 
 
 def test_fused_runs_a_float16_layer_and_a_mixed_bidirectional():
@@ -252,11 +254,11 @@ def test_fused_runs_a_float16_layer_and_a_mixed_bidirectional():
         UNITS, dtype="float16", recurrent_initializer="glorot_uniform", return_sequences=True
     )
     assert to_numpy(layer(sequences())).dtype == np.float16
-    assert keras_rnnx.explain(layer).kernel == "torch-fused"
+    assert keras_rnnx.explain(layer).kernel_name == "torch-fused"
     policy = "mixed_bfloat16"
     bidirectional = keras_rnnx.Bidirectional(keras_rnnx.LSTM(UNITS, dtype=policy), dtype=policy)
     bidirectional(sequences())
-    assert keras_rnnx.explain(bidirectional)["forward"].kernel == "torch-fused-bidirectional"
+    assert keras_rnnx.explain(bidirectional)["forward"].kernel_name == "torch-fused-bidirectional"
 
 
 STACK_CASES = [
@@ -292,7 +294,7 @@ def test_stacked_cells_with_initial_state_and_training_input_dropout():
         assert_all_close(
             [to_numpy(t) for t in got], [to_numpy(t) for t in want], f"training={training}"
         )
-    assert keras_rnnx.explain(fused).kernel == "torch-fused"
+    assert keras_rnnx.explain(fused).kernel_name == "torch-fused"
 
 
 def test_stacked_cells_decline_for_a_cell_without_a_spec_or_recurrent_dropout():
@@ -313,13 +315,13 @@ def test_stateful_stack_and_bidirectional_stack_run_fused():
     first = stateful(sequences())
     second = stateful(sequences())
     assert not np.allclose(to_numpy(first[0]), to_numpy(second[0]))  # the states carried
-    assert keras_rnnx.explain(stateful).kernel == "torch-fused"
+    assert keras_rnnx.explain(stateful).kernel_name == "torch-fused"
     bidirectional = keras_rnnx.Bidirectional(
         keras_rnnx.RNN([keras_rnnx.GRUCell(4), keras_rnnx.GRUCell(UNITS)], return_sequences=True)
     )
     bidirectional(sequences(), mask=make_mask("left"))
     selection = keras_rnnx.explain(bidirectional)
-    assert selection["forward"].kernel == selection["backward"].kernel == "torch-fused"
+    assert selection["forward"].kernel_name == selection["backward"].kernel_name == "torch-fused"
 
 
 @pytest.mark.parametrize("mask_kind", ("none", "left"))

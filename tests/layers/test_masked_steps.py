@@ -75,11 +75,11 @@ def test_values_at_masked_steps_change_nothing(layer_name, use_cudnn, mask_kind,
 @pytest.mark.parametrize("mask_kind", MASK_KINDS[1:])
 def test_the_sort_free_layout_of_valid_steps_is_the_sorted_one(mask_kind, go_backwards):
     # The layout fused kernels trace for exporters without a sort.
-    from keras_rnnx.kernels.fused import valid_steps_first
+    from keras_rnnx.kernels.sequence import valid_steps_first
 
     x, mask = sequences(), make_mask(mask_kind)
-    sorted_x, counts = valid_steps_first(x, mask, go_backwards)
-    free_x, free_counts = valid_steps_first(x, mask, go_backwards, sort=False)
+    sorted_x, counts = valid_steps_first(x, mask, go_backwards=go_backwards)
+    free_x, free_counts = valid_steps_first(x, mask, go_backwards=go_backwards, sort=False)
     to_numpy = keras.ops.convert_to_numpy
     assert_all_close([to_numpy(free_x)], [to_numpy(sorted_x)], "steps", atol=0, rtol=0)
     np.testing.assert_array_equal(to_numpy(free_counts), to_numpy(counts))

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 import keras_rnnx
+from keras_rnnx.kernels import scan
+from keras_rnnx.kernels.reference import REFERENCE
 from tests.helpers.backend_utils import BACKEND, on_gpu, to_numpy
 from tests.helpers.custom_cells import MinimalCell
-from tests.helpers.oracle import assert_all_close, make_mask, sequences
+from tests.helpers.oracle import assert_all_close, make_mask, sequences, states_for
 
 LAYERS = {
     "SimpleRNN": lambda **kw: keras_rnnx.SimpleRNN(3, **kw),
@@ -116,9 +118,9 @@ def test_explain_says_which_kernel_ran_the_resets(go_backwards):
     rnn(sequences(0, (BATCH, STEPS, 5)), reset=_reset())
     selection = keras_rnnx.explain(rnn)
     if BACKEND == "torch" and not go_backwards:
-        assert selection.kernel == "torch-fused"  # as segments
+        assert selection.kernel_name == "torch-fused"  # as segments
         return
-    assert selection.kernel == ("tf-while" if BACKEND == "tensorflow" else "reference")
+    assert selection.kernel_name == ("tf-while" if BACKEND == "tensorflow" else "reference")
     if BACKEND == "torch":
         assert "go_backwards" in dict(selection.passed_over)["torch-fused"]
 
@@ -159,6 +161,68 @@ def test_reset_in_a_functional_model_trains():
     )
 
 
+def _restart_at_first_steps():
+    """`_reset()` with rows 0, 2 and 3 restarting at their first step (row 1
+    starts from what it was given)."""
+    reset = _reset()
+    reset[0, 0] = True
+    return reset
+
+
+def _flat(result):
+    return [to_numpy(t) for t in keras.tree.flatten(result)]
+
+
+@pytest.mark.parametrize("layer", ["GRU", "LSTM", "stacked", "MinGRU", "LRU"])
+@pytest.mark.parametrize("given", ["initial_state", "stateful"])
+@pytest.mark.parametrize("mask_kind", ["none", "holes"])
+def test_every_kernel_that_runs_resets_agrees_with_the_reference_loop(
+    layer, given, mask_kind, monkeypatch
+):
+    # One meaning of a reset, at the first step too: a row restarts from the
+    # restart states whatever it was given or carried.
+    monkeypatch.setattr(scan, "loop_is_faster", lambda: None)  # the scan runs here too
+    rnn = LAYERS[layer](return_sequences=True, stateful=given == "stateful")
+    x, mask = sequences(6, (BATCH, STEPS, 5)), make_mask(mask_kind, BATCH, STEPS)
+    rnn(x)  # built; a stateful layer now carries states that are not zeros
+    initial_state = states_for(rnn, batch=BATCH) if given == "initial_state" else None
+    call = rnn.prepare_call(x, initial_state, mask=mask, reset=_restart_at_first_steps())
+    want = _flat(REFERENCE.run(call))
+    ran = []
+    for kernel in keras_rnnx.registered_kernels():
+        if kernel is REFERENCE or not getattr(kernel, "resets", False) or kernel.why_not(call):
+            continue
+        assert_all_close(_flat(kernel.run(call)), want, f"{kernel.name}, {layer}, {given}")
+        ran.append(kernel.name)
+    if not ran:
+        pytest.skip(f"no kernel but the reference loop runs {layer} with resets here")
+
+
+@pytest.mark.parametrize("use_cudnn", USE_CUDNN)
+@pytest.mark.parametrize("given", ["initial_state", "stateful"])
+def test_a_reset_at_the_first_step_restarts_whatever_the_row_was_given(use_cudnn, given):
+    rnn = keras_rnnx.LSTM(3, return_sequences=True, stateful=given == "stateful")
+    rnn.use_cudnn = use_cudnn
+    x = sequences(7, (BATCH, STEPS, 5))
+    from_zeros = to_numpy(rnn(x))  # also leaves a stateful layer carrying states
+    reset = np.zeros((BATCH, STEPS), bool)
+    reset[:, 0] = True
+    initial_state = states_for(rnn, batch=BATCH) if given == "initial_state" else None
+    got = to_numpy(rnn(x, initial_state=initial_state, reset=reset))
+    assert_all_close([got], [from_zeros], f"{keras_rnnx.explain(rnn).kernel_name}, {given}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int32"])
+def test_a_reset_that_is_not_boolean_is_an_error_naming_it(dtype):
+    rnn = keras_rnnx.GRU(3, stateful=True)
+    x = sequences(0, (BATCH, STEPS, 5))
+    rnn(x)
+    before = _flat(rnn.states)
+    with pytest.raises(ValueError, match=f"`reset` to be a boolean.*dtype {dtype}"):
+        rnn(x, reset=np.full((BATCH, STEPS), 0.3 if dtype == "float32" else 1, dtype))
+    assert_all_close(_flat(rnn.states), before, "the states, untouched")
+
+
 @pytest.mark.parametrize("shape", [(BATCH,), (BATCH, STEPS + 1), (BATCH, STEPS, 1)])
 def test_a_reset_of_the_wrong_shape_is_an_error_naming_it(shape):
     rnn = keras_rnnx.GRU(3)
@@ -175,4 +239,4 @@ def test_bidirectional_resets_each_direction(mask_kind):
     backward = to_numpy(layer.backward_layer(x, mask=mask, reset=_reset()))[:, ::-1]
     assert_all_close([y], [np.concatenate([forward, backward], axis=-1)], mask_kind)
     if BACKEND == "torch":  # no bidirectional kernel: it would run no resets
-        assert keras_rnnx.explain(layer)["forward"].kernel == "torch-fused"
+        assert keras_rnnx.explain(layer)["forward"].kernel_name == "torch-fused"

@@ -244,15 +244,15 @@ def test_explain_reports_the_kernel_and_why_faster_ones_declined():
         keras_rnnx.explain(layer)
     layer(sequences())
     selection = keras_rnnx.explain(layer)
-    assert f"kernel: {selection.kernel}" in str(selection)
+    assert f"kernel: {selection.kernel_name}" in str(selection)
     ranked = {k.name: k for k in keras_rnnx.registered_kernels()}
-    assert not ranked[selection.kernel].fused  # no fused kernel for a custom cell
-    faster = [n for n, k in ranked.items() if k.priority > ranked[selection.kernel].priority]
+    assert not ranked[selection.kernel_name].fused  # no fused kernel for a custom cell
+    faster = [n for n, k in ranked.items() if k.priority > ranked[selection.kernel_name].priority]
     assert [name for name, _ in selection.passed_over] == faster
     assert all("ScaledOutputCell" in why for _, why in selection.passed_over)
     bi = keras_rnnx.Bidirectional(keras_rnnx.GRU(3, use_cudnn=False))
     bi(sequences())
-    assert {k: v.kernel for k, v in keras_rnnx.explain(bi).items()} == {
+    assert {k: v.kernel_name for k, v in keras_rnnx.explain(bi).items()} == {
         "forward": "reference",
         "backward": "reference",
     }

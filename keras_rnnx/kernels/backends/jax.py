@@ -96,7 +96,7 @@ def cudnn_weights(*directions: Any):
     return jnp.concatenate(matrices + biases)
 
 
-def _vendor(spec, weights, x, lengths, states):
+def _vendor(call, spec, weights, x, lengths, states):
     """One layer through cuDNN's LSTM (see `run_fused`)."""
     h0, c0 = states
     if lengths is None:
@@ -144,7 +144,7 @@ class JaxCudnnLstmKernel:
         return run_fused_bidirectional(forward, backward, _bidirectional_vendor, dtypes=DTYPES)
 
 
-def _bidirectional_vendor(spec, weights, x, states):
+def _bidirectional_vendor(call, spec, weights, x, states):
     """Both directions through one cuDNN LSTM (see `run_fused_bidirectional`)."""
     (hf, cf), (hb, cb) = states
     y, h, c = cudnn_lstm(

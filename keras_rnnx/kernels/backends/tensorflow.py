@@ -2,7 +2,7 @@
 cuDNN (`CudnnRNNV3`) on a GPU for every cell with an LSTM or GRU fused spec
 (`kernels/specs.py`). Imported only on TensorFlow.
 
-The loop runs the reference loop's own step (`masked_step`), but states and the
+The loop runs the reference loop's own step (`cell_step`), but states and the
 previous output are plain loop variables; the inputs are read from
 `TensorArray`s and the outputs written to them (only when the sequence is
 returned), except in an OpenVINO or LiteRT export, which reads and writes
@@ -27,8 +27,9 @@ from keras_rnnx.kernels.fused import (
     why_not_fused,
     why_not_fused_cell,
 )
-from keras_rnnx.kernels.reference import masked_step, zero_outputs
+from keras_rnnx.kernels.reference import cell_step, zero_outputs
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
+from keras_rnnx.kernels.sequence import in_processing_order
 from keras_rnnx.types import Cell, Tensor
 
 
@@ -51,12 +52,11 @@ class TensorFlowLoopKernel:
         flat_inputs = [tf.convert_to_tensor(x) for x in keras.tree.flatten(call.inputs)]
         xs = [tf.transpose(x, [1, 0, *range(2, len(x.shape))]) for x in flat_inputs]
         mask, reset = (_time_major_flags(m, call.go_backwards) for m in (call.mask, call.reset))
-        if call.go_backwards:
-            xs = [tf.reverse(x, [0]) for x in xs]
+        xs = [in_processing_order(x, call.go_backwards, axis=0) for x in xs]
         steps = tf.shape(xs[0])[0]
         output_structure = zero_outputs(call, tf.shape(xs[0])[1])
         flat_zero = keras.tree.flatten(output_structure)
-        cell_step = masked_step(call, output_structure)
+        one_step = cell_step(call, output_structure)
         # Only a returned sequence is written out, step by step.
         sequences = call.return_sequences
         steps_io = _ExportedSteps if call.exporting in ("openvino", "litert") else _ArraySteps
@@ -66,7 +66,7 @@ class TensorFlowLoopKernel:
             mask_t = None if mask is None else mask[t]
             reset_t = None if reset is None else reset[t]
             inputs_t = steps_io.read(inputs, t)
-            flat_new, flat_out = cell_step(inputs_t, mask_t, flat_states, flat_prev, reset_t)
+            flat_new, flat_out = one_step(inputs_t, mask_t, flat_states, flat_prev, reset_t)
             return t + 1, flat_new, flat_out, steps_io.write(outputs, t, flat_out)
 
         _, flat_states, flat_last, outputs = tf.while_loop(
@@ -95,8 +95,7 @@ def _time_major_flags(flags, go_backwards):
     processing order; `None` stays `None`."""
     if flags is None:
         return None
-    flags = tf.transpose(tf.cast(flags, tf.bool))
-    return tf.reverse(flags, [0]) if go_backwards else flags
+    return in_processing_order(tf.transpose(tf.cast(flags, tf.bool)), go_backwards, axis=0)
 
 
 class _ArraySteps:
@@ -254,7 +253,7 @@ MODES = ("lstm", "gru")
 DTYPES = ("float16", "float32", "float64")
 
 
-def _cudnn_vendor(spec, weights, x, lengths, states):
+def _cudnn_vendor(call, spec, weights, x, lengths, states):
     """One layer through `CudnnRNNV3` (see `run_fused`)."""
     h0 = states[0]
     c0 = states[1] if spec.states == 2 else tf.zeros_like(h0)

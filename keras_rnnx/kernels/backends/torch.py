@@ -70,17 +70,17 @@ def _hold_cell_state_in_padding(x, params, lengths):
     return torch.cat([x, padding], dim=-1), [torch.cat([w_ih, column], dim=1), *params[1:]]
 
 
-def _vendor(spec, weights, x, lengths, states):
+def _vendor(call, spec, weights, x, lengths, states):
     """One layer through torch's fused kernel (see `run_fused`)."""
     states = [s[None] for s in states]  # (1, B, H)
     params, has_biases = _params(weights), weights[2] is not None
-    if lengths is not None and _packs(spec, weights):
+    if lengths is not None and _packs(call, spec, weights):
         y, final = _packed(spec, x, states, params, has_biases, lengths)
     else:
         if lengths is not None and spec.mode == "lstm":
             x, params = _hold_cell_state_in_padding(x, params, lengths)
-        x = _inductor_trains(spec, x, params)
-        y, final = _fused(spec, x, states, params, has_biases)
+        x = _inductor_trains(call, spec, x, params)
+        y, final = _fused(call, spec, x, states, params, has_biases)
     return y, [s[0] for s in final]
 
 
@@ -112,22 +112,23 @@ class TorchFusedKernel:
         return run_fused_bidirectional(forward, backward, _bidirectional_vendor)
 
 
-def _bidirectional_vendor(spec, weights, x, states):
+def _bidirectional_vendor(call, spec, weights, x, states):
     """Both directions through torch's fused kernel (see `run_fused_bidirectional`)."""
     forward, backward = states
     params = _params(weights[0]) + _params(weights[1])
-    x = _inductor_trains(spec, x, params)
+    x = _inductor_trains(call, spec, x, params)
     stacked = [torch.stack([f, b]) for f, b in zip(forward, backward)]  # (2, B, H)
-    y, final = _fused(spec, x, stacked, params, weights[0][2] is not None, bidirectional=True)
+    has_biases = weights[0][2] is not None
+    y, final = _fused(call, spec, x, stacked, params, has_biases, bidirectional=True)
     return y, ([s[0] for s in final], [s[1] for s in final])
 
 
-def _inductor_trains(spec, x, params):
+def _inductor_trains(call, spec, x, params):
     """`x`, tied to the weights when Inductor would otherwise decompose an
     LSTM to oneDNN's inference kernel in training (see the module docstring)."""
     if (
         spec.mode == "lstm"
-        and torch.compiler.is_compiling()
+        and call.compiling
         and torch.is_grad_enabled()
         and params[0].requires_grad
         and not x.requires_grad
@@ -136,19 +137,19 @@ def _inductor_trains(spec, x, params):
     return x
 
 
-def _packs(spec, weights):
+def _packs(call, spec, weights):
     """Whether a masked call runs packed sequences: eager inference of a cell
     with one state or of a projected LSTM, which oneDNN does not run
     (packing reads the lengths on the host, which a trace would record as
     constants); and an ONNX export, where packed sequences become the
     `sequence_lens` of ONNX's own `LSTM`/`GRU`/`RNN` ops."""
-    if torch.onnx.is_in_onnx_export():
+    if call.exporting == "onnx":
         return True
     return (
         (spec.states == 1 or len(weights) == 5)
         and not torch.is_grad_enabled()
-        and not torch.compiler.is_compiling()
-        and not torch.jit.is_tracing()
+        and not call.compiling
+        and not call.jit_tracing
     )
 
 
@@ -163,9 +164,9 @@ def _packed(spec, x, states, params, has_biases, lengths):
         x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
     )  # a row with no valid step runs one, undone by `run_fused`
     order, unorder = pack.sorted_indices, pack.unsorted_indices
-    flags = (has_biases, 1, 0.0, False, False)
     hx = [s[:, order] for s in states]
     hx = tuple(hx) if spec.states == 2 else hx[0]
+    flags = _flags(has_biases=has_biases, train=False, bidirectional=False)
     y, *final = _OPS[spec.mode](pack.data, pack.batch_sizes, hx, params, *flags)
     y, _ = torch.nn.utils.rnn.pad_packed_sequence(
         torch.nn.utils.rnn.PackedSequence(y, pack.batch_sizes, order, unorder),
@@ -175,14 +176,23 @@ def _packed(spec, x, states, params, has_biases, lengths):
     return y, [s[:, unorder] for s in final]
 
 
-def _fused(spec, x, states, params, has_biases, bidirectional=False):
+def _flags(*, has_biases, train, bidirectional, batch_first=None):
+    """The trailing flags of torch's `_VF` RNN ops, in their order: one
+    layer, no dropout (`batch_first` only in the padded overload)."""
+    flags = (has_biases, 1, 0.0, train, bidirectional)
+    return flags if batch_first is None else (*flags, batch_first)
+
+
+def _fused(call, spec, x, states, params, has_biases, bidirectional=False):
     """`(outputs, [h, (c)])` from torch's fused kernel; states `(directions, B, H)`
     (an LSTM projects when `h` is smaller than `c`, as torch reads it)."""
     # `train` keeps cuDNN's reserve space for the backward pass (dropout is
     # 0 here), so it follows autograd, not the layer's `training`; a trace is
     # for inference (`torch.jit.trace` checks its trace without autograd).
-    train = torch.is_grad_enabled() and not torch.jit.is_tracing()
-    flags = (has_biases, 1, 0.0, train, bidirectional, True)
+    train = torch.is_grad_enabled() and not call.jit_tracing
+    flags = _flags(
+        has_biases=has_biases, train=train, bidirectional=bidirectional, batch_first=True
+    )
     if spec.states == 2:
         y, h, c = _OPS[spec.mode](x, tuple(states), params, *flags)
         return y, [h, c]

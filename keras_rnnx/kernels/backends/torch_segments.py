@@ -7,7 +7,9 @@ A call `(batch, time)` with resets becomes one with a row per segment,
 wherever the call's own mask is false), so the fused kernel's masked path runs
 each segment for its length only (packed, in inference). The results are
 gathered back: every step's output from its segment's row, the last output and
-the final states from each row's last segment. Where segments start is read on
+the final states from each row's last segment. A segment starts from the
+restart states where `reset` is true (at a row's first step too), else, a
+row's first, from the states the call was given. Where segments start is read on
 the host, so only an eager call runs this; the kernel declines under a trace
 or compile. Imported only on the torch backend.
 """
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from keras_rnnx.kernels.registry import RecurrentCall
+from keras_rnnx.kernels.sequence import restart
 
 
 def why_not_segments(call: RecurrentCall) -> str | None:
@@ -41,7 +44,8 @@ def run_segments(call: RecurrentCall, run):
     returns for `call`."""
     (x,) = keras.tree.flatten(call.inputs)
     batch, steps = x.shape[0], x.shape[1]
-    starts = call.reset.detach().cpu().numpy().astype(bool)
+    restarts = call.reset.detach().cpu().numpy().astype(bool)
+    starts = restarts.copy()
     starts[:, 0] = True
     rows, first = np.nonzero(starts)  # row-major: each row's segments in order
     last_of_row = np.append(rows[1:] != rows[:-1], True)
@@ -54,11 +58,11 @@ def run_segments(call: RecurrentCall, run):
     def index(array):
         return torch.as_tensor(array, device=x.device)
 
-    fresh = index(first > 0)[:, None]
-    states = [
-        torch.where(fresh, s0[index(rows)], s[index(rows)])
-        for s, s0 in zip(keras.tree.flatten(call.states), keras.tree.flatten(call.restart_states))
-    ]
+    states = restart(
+        index(restarts[rows, first]),
+        [s0[index(rows)] for s0 in keras.tree.flatten(call.restart_states)],
+        [s[index(rows)] for s in keras.tree.flatten(call.states)],
+    )
     last, outputs, final = run(
         dataclasses.replace(
             call,
