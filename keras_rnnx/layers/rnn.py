@@ -496,7 +496,7 @@ class RNN(keras.layers.Layer):
             None.
 
         Raises:
-            Nothing.
+            Nothing: recording only keeps the selection.
         """
         if deprecated:
             warnings.warn(
