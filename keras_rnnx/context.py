@@ -144,9 +144,10 @@ def read(tensor: Any = None) -> CallContext:
     Returns:
         A `CallContext`.
     """
-    reader = _TRACE_READERS.get(keras.backend.backend(), _eager)
-    facts = reader(tensor)
     explicit = getattr(_LOCAL, "export", None)
+    # An explicit scope names the export: no stack walk then.
+    keras_export = _keras_export_on_stack if explicit is None else lambda: explicit
+    facts = _TRACE_READERS.get(keras.backend.backend(), _eager)(tensor, keras_export)
     if explicit is not None:
         facts = dataclasses.replace(facts, exporting=explicit)
     return dataclasses.replace(facts, stream=getattr(_LOCAL, "stream", None))
@@ -204,28 +205,29 @@ def streaming_states(states: dict[int, list]) -> Iterator[Stream]:
 
 
 # What a backend says of a trace, asked here only (an architecture test
-# holds it): one reader per backend, each importing its backend when asked.
+# holds it): one reader per backend, each importing its backend when asked,
+# and calling `keras_export()` (Keras's export on the stack) only when traced.
 
 
-def _eager(tensor) -> CallContext:
+def _eager(tensor, keras_export) -> CallContext:
     return CallContext()
 
 
-def _tensorflow_trace(tensor) -> CallContext:
+def _tensorflow_trace(tensor, keras_export) -> CallContext:
     import tensorflow as tf
 
     traced = not tf.executing_eagerly()
-    return CallContext(_keras_export_on_stack() if traced else None, traced)
+    return CallContext(keras_export() if traced else None, traced)
 
 
-def _jax_trace(tensor) -> CallContext:
+def _jax_trace(tensor, keras_export) -> CallContext:
     import jax
 
     traced = isinstance(tensor, jax.core.Tracer)
-    return CallContext(_keras_export_on_stack() if traced else None, traced)
+    return CallContext(keras_export() if traced else None, traced)
 
 
-def _torch_trace(tensor) -> CallContext:
+def _torch_trace(tensor, keras_export) -> CallContext:
     import torch
 
     compiling = torch.compiler.is_compiling()
@@ -238,9 +240,9 @@ def _torch_trace(tensor) -> CallContext:
     elif compiling:  # Dynamo cannot trace a stack walk
         export = "torch" if exporting else None
     elif exporting:  # non-strict: Python runs as it is
-        export = _keras_export_on_stack() or "torch"
+        export = keras_export() or "torch"
     elif jit_tracing:
-        export = _keras_export_on_stack() or "trace"
+        export = keras_export() or "trace"
     return CallContext(export, compiling or exporting or jit_tracing, compiling, jit_tracing)
 
 
