@@ -159,14 +159,22 @@ TRACE_QUERIES = (
 )
 
 
-def test_only_the_context_asks_a_backend_about_its_trace():
-    found = [
+def _nodes_outside(owner: str, matches) -> list[str]:
+    """`module: node` for each node that `matches` in any module but `owner`."""
+    return [
         f"{module}: {ast.unparse(node)}"
         for module, path in MODULES.items()
-        if module != "keras_rnnx.context"
+        if module != owner
         for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.Attribute) and node.attr in TRACE_QUERIES
+        if matches(node)
     ]
+
+
+def test_only_the_context_asks_a_backend_about_its_trace():
+    found = _nodes_outside(
+        "keras_rnnx.context",
+        lambda node: isinstance(node, ast.Attribute) and node.attr in TRACE_QUERIES,
+    )
     assert not found, found
     source = MODULES["keras_rnnx.context"].read_text()
     assert all(query in source for query in TRACE_QUERIES if query != "inside_function")
@@ -175,15 +183,14 @@ def test_only_the_context_asks_a_backend_about_its_trace():
 def test_the_sequence_is_reversed_by_its_rules_only():
     # `go_backwards`'s flip is a rule of the sequence (`kernels/sequence.py`),
     # whose kernels and layers all take it from there.
-    found = [
-        f"{module}: {ast.unparse(node)}"
-        for module, path in MODULES.items()
-        if module != "keras_rnnx.kernels.sequence"
-        for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and node.func.attr in ("flip", "reverse")
-    ]
+    found = _nodes_outside(
+        "keras_rnnx.kernels.sequence",
+        lambda node: (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("flip", "reverse")
+        ),
+    )
     assert not found, found
 
 
@@ -204,13 +211,12 @@ def test_one_function_writes_what_a_stream_collects():
 
 def test_one_walk_over_a_stacks_cells():
     # `cells/stacked.py` walks a stack (`cells_of`, `step_masks_argument`) by one rule.
-    found = [
-        f"{module}: {ast.unparse(node)}"
-        for module, path in MODULES.items()
-        if module != "keras_rnnx.cells.stacked"
-        for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.Attribute)
-        and node.attr == "cells"
-        and ast.unparse(node.value) != "keras_rnnx"
-    ]
+    found = _nodes_outside(
+        "keras_rnnx.cells.stacked",
+        lambda node: (
+            isinstance(node, ast.Attribute)
+            and node.attr == "cells"
+            and ast.unparse(node.value) != "keras_rnnx"
+        ),
+    )
     assert not found, found
