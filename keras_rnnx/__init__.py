@@ -4,13 +4,18 @@ A drop-in for `keras.layers`' recurrent layers and cells on the TensorFlow,
 PyTorch and JAX backends.
 """
 
+from keras_rnnx import ops
 from keras_rnnx.cells.conv_lstm import ConvLSTMCell
+from keras_rnnx.cells.gla import GLACell
 from keras_rnnx.cells.gru import GRUCell
 from keras_rnnx.cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
 from keras_rnnx.cells.linear import LinearRecurrentCell
 from keras_rnnx.cells.lru import LRUCell
 from keras_rnnx.cells.lstm import LSTMCell
+from keras_rnnx.cells.mamba2 import Mamba2Cell
+from keras_rnnx.cells.matrix import MatrixGates, MatrixRecurrentCell
 from keras_rnnx.cells.min_rnn import MinGRUCell, MinLSTMCell
+from keras_rnnx.cells.mlstm import mLSTMCell
 from keras_rnnx.cells.registry import register_cell, registered_cells
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
 from keras_rnnx.cells.stacked import StackedRNNCells
@@ -34,6 +39,7 @@ from keras_rnnx.layers.gru import GRU
 from keras_rnnx.layers.layer_norm import LayerNormGRU, LayerNormLSTM
 from keras_rnnx.layers.linear_rnn import LRU, MinGRU, MinLSTM
 from keras_rnnx.layers.lstm import LSTM
+from keras_rnnx.layers.matrix_rnn import GLA, Mamba2, mLSTM
 from keras_rnnx.layers.rnn import RNN
 from keras_rnnx.layers.simple_rnn import SimpleRNN
 from keras_rnnx.patch import patch
@@ -42,6 +48,7 @@ from keras_rnnx.streaming import streaming
 __version__ = "0.1.0"
 
 __all__ = [
+    "GLA",
     "GRU",
     "LRU",
     "LSTM",
@@ -52,6 +59,7 @@ __all__ = [
     "ConvLSTM3D",
     "ConvLSTMCell",
     "FusedSpec",
+    "GLACell",
     "GRUCell",
     "Kernel",
     "LRUCell",
@@ -61,6 +69,10 @@ __all__ = [
     "LayerNormLSTM",
     "LayerNormLSTMCell",
     "LinearRecurrentCell",
+    "Mamba2",
+    "Mamba2Cell",
+    "MatrixGates",
+    "MatrixRecurrentCell",
     "MinGRU",
     "MinGRUCell",
     "MinLSTM",
@@ -82,5 +94,8 @@ __all__ = [
     "registered_cells",
     "registered_kernels",
     "streaming",
+    "mLSTM",
+    "mLSTMCell",
+    "ops",
     "to_torch",
 ]

@@ -1,6 +1,6 @@
 """Kernels: whole-sequence implementations of a recurrent layer's loop."""
 
-from keras_rnnx.kernels import backends, reference, scan  # noqa: F401  (register the reference and scan kernels)
+from keras_rnnx.kernels import backends, chunkwise, reference, scan  # noqa: F401  (register them)
 from keras_rnnx.kernels.registry import (
     Kernel,
     RecurrentCall,

@@ -333,7 +333,8 @@ class Recurrence:
         ends = self._chunked(total_a, total_b, h0)
         starts = ops.concatenate([ops.expand_dims(h0, 1), ends[:, :-1]], axis=1)
         states = self._steps(a_steps, b_steps, starts)
-        states = ops.reshape(ops.stack(states, axis=2), (-1, length, *a.shape[2:]))
+        # The states are shaped as `b` (`a` may broadcast against them).
+        states = ops.reshape(ops.stack(states, axis=2), (-1, length, *b.shape[2:]))
         if steps % CHUNK:
             rest = self._loop(a[:, length:], b[:, length:], ends[:, -1])
             states = ops.concatenate([states, rest], axis=1)

@@ -30,6 +30,11 @@ class Traits:
             one indexed read per traced step (torch's tracers), which the
             artifact would repeat for any length: the reference loop unrolls
             there instead, so that another length is an error.
+        compile: `(function) -> function`: the same function of tensors,
+            compiled as one program where running it op by op costs more
+            (JAX's `jit`: outside a trace, JAX compiles each op on its own,
+            seconds for a kernel of a few hundred ops); the identity
+            elsewhere.
 
     Returns:
         A frozen dataclass instance.
@@ -41,6 +46,7 @@ class Traits:
     associative_scan: bool = False
     loop_beats_scan: Callable[[], str | None] = _never
     traces_unroll: bool = False
+    compile: Callable[[Callable], Callable] = lambda function: function
 
 
 # By backend name.

@@ -168,4 +168,6 @@ def _loop_beats_scan() -> str | None:
 
 
 register_kernel(JaxCudnnLstmKernel())
-register_traits("jax", Traits(associative_scan=True, loop_beats_scan=_loop_beats_scan))
+register_traits(
+    "jax", Traits(associative_scan=True, loop_beats_scan=_loop_beats_scan, compile=jax.jit)
+)

@@ -1,0 +1,181 @@
+"""Cells whose state is a matrix per head, written by outer products:
+gated linear attention, the mLSTM of xLSTM, Mamba-2.
+
+Per head, with `q_t, k_t` of `key_dim` and `v_t` of `value_dim`:
+
+    S_t = diag(exp(g_t)) S_{t-1} + k_t v_tᵀ        (key_dim x value_dim)
+    o_t = S_tᵀ q_t
+
+`g_t` is the log decay, one per head (Mamba-2's `Δ_t A`, mLSTM's forget gate)
+or one per key dimension (GLA's). With `normalized`, the mLSTM's form: an
+exponential input gate `exp(i_t)` scales the write, a normaliser `n_t` follows
+the same recurrence with `k_t` for `k_t v_tᵀ`, and a stabiliser `m_t` keeps
+the exponentials finite (xLSTM, Beck et al. 2024, eq. 19-27):
+
+    m_t = max(g_t + m_{t-1}, i_t)
+    C_t = exp(g_t + m_{t-1} - m_t) C_{t-1} + exp(i_t - m_t) k_t v_tᵀ
+    n_t = exp(g_t + m_{t-1} - m_t) n_{t-1} + exp(i_t - m_t) k_t
+    o_t = C_tᵀ q_t / (max(|n_tᵀ q_t|, exp(-m_t)) + eps)
+
+The gates depend on the step's input alone, so a whole sequence is chunkwise
+parallel (`keras_rnnx.kernels.chunkwise`); one step is the equations above,
+so these cells also run in any loop, stream and carry state like other cells.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import keras
+from keras import ops
+
+from keras_rnnx.cells.base import Options, ZeroStates
+from keras_rnnx.types import Config, Structure, Tensor
+
+# mLSTM's denominator floor, as in xLSTM's and mlstm_kernels' step.
+EPSILON = 1e-6
+
+
+class MatrixGates(NamedTuple):
+    """One step's (or a sequence's) gates of a matrix-state cell, each with
+    the input's leading axes, then `(heads, ...)`:
+
+    * `query`, `key`: `(..., heads, key_dim)`;
+    * `value`: `(..., heads, value_dim)`;
+    * `log_decay`: `(..., heads, 1)` (one per head) or `(..., heads,
+      key_dim)`, at most 0;
+    * `log_input`: `(..., heads, 1)`, the exponential input gate's
+      pre-activation (normalized cells only, else `None`).
+    """
+
+    query: Tensor
+    key: Tensor
+    value: Tensor
+    log_decay: Tensor
+    log_input: Tensor | None = None
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"Expected `{name}` to be a positive integer. Received: {name}={value!r}")
+    return value
+
+
+class MatrixRecurrentCell(keras.layers.Layer, Options, ZeroStates):
+    """A cell whose state is a `(key_dim, value_dim)` matrix per head (the
+    module's equations).
+
+    Subclasses define `gates(inputs)`, which gives the step's `MatrixGates`
+    for inputs of any leading shape (one step `(batch, features)` or a
+    sequence `(batch, time, features)`), and `readout(o, inputs)`, the output
+    from `o_t` `(..., heads, value_dim)` and the input. The cell's `call`,
+    which every loop runs, and the chunkwise kernel, which runs a whole
+    sequence at once, are both built from them, so they agree.
+
+    States: `S (batch, heads, key_dim, value_dim)`; with `normalized`, also
+    `n (batch, heads, key_dim)` and `m (batch, heads)`.
+
+    Args:
+        heads: positive int, the number of heads.
+        key_dim: positive int, the size of queries and keys per head.
+        value_dim: positive int, the size of values per head (default
+            `key_dim`).
+        chunk_size: positive int, the steps per chunk of the chunkwise
+            kernel, or `None` to choose by shape (64).
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Returns:
+        Called as `cell(inputs, states)`: `(output, new_states)`.
+
+    Raises:
+        ValueError: `heads`, `key_dim`, `value_dim` or `chunk_size` not a
+            positive int.
+
+    Examples:
+        Linear attention with a fixed decay, `S_t = 0.9 S_{t-1} + k_t v_tᵀ`:
+
+        >>> import math, keras, numpy as np, keras_rnnx
+        >>> class Decaying(keras_rnnx.MatrixRecurrentCell):
+        ...     def build(self, input_shape):
+        ...         self.kernel = self.add_weight(shape=(input_shape[-1], 3 * self.heads * 4))
+        ...     def gates(self, inputs):
+        ...         z = keras.ops.matmul(inputs, self.kernel)
+        ...         q, k, v = keras.ops.split(z, 3, axis=-1)
+        ...         shape = (*z.shape[:-1], self.heads, 4)
+        ...         q, k, v = (keras.ops.reshape(t, shape) for t in (q, k, v))
+        ...         decay = keras.ops.full_like(q[..., :1], math.log(0.9))
+        ...         return keras_rnnx.MatrixGates(q, k, v, decay)
+        ...     def readout(self, o, inputs):
+        ...         return keras.ops.reshape(o, (*o.shape[:-2], -1))
+        >>> layer = keras_rnnx.RNN(Decaying(heads=2, key_dim=4), return_sequences=True)
+        >>> tuple(layer(np.ones((2, 100, 3), "float32")).shape)
+        (2, 100, 8)
+    """
+
+    normalized = False
+    options: tuple[str, ...] = ("heads", "key_dim", "value_dim")
+    own_options: dict = {"chunk_size": None}
+
+    def __init__(
+        self,
+        heads: int,
+        key_dim: int,
+        value_dim: int | None = None,
+        *,
+        chunk_size: int | None = None,
+        **kwargs: Any,
+    ):
+        heads = _positive_int("heads", heads)
+        key_dim = _positive_int("key_dim", key_dim)
+        value_dim = key_dim if value_dim is None else _positive_int("value_dim", value_dim)
+        if chunk_size is not None:
+            _positive_int("chunk_size", chunk_size)
+        super().__init__(**kwargs)
+        self.heads, self.key_dim, self.value_dim = heads, key_dim, value_dim
+        self.chunk_size = chunk_size
+
+    @property
+    def state_size(self) -> Any:
+        matrix = (self.heads, self.key_dim, self.value_dim)
+        if self.normalized:
+            return [matrix, (self.heads, self.key_dim), self.heads]
+        return [matrix]
+
+    @property
+    def output_size(self) -> Any:
+        return self.heads * self.value_dim
+
+    def gates(self, inputs: Structure) -> MatrixGates:
+        """The gates for `inputs` (`(..., features)`), as `MatrixGates`."""
+        raise NotImplementedError
+
+    def readout(self, o: Tensor, inputs: Structure) -> Tensor:
+        """The output from `o` `(..., heads, value_dim)` and the step's
+        `inputs` (any leading shape); default: the heads side by side."""
+        return ops.reshape(o, (*o.shape[:-2], self.heads * self.value_dim))
+
+    def call(self, inputs: Structure, states: Structure) -> Structure:
+        q, k, v, log_decay, log_input = self.gates(inputs)
+        state = states[0]
+        decay = ops.exp(ops.expand_dims(log_decay, -1))
+        if not self.normalized:
+            state = decay * state + ops.expand_dims(k, -1) * ops.expand_dims(v, -2)
+            o = ops.einsum("bhk,bhkv->bhv", q, state)
+            return self.readout(o, inputs), [state]
+        n, m = states[1], states[2]
+        log_decay, log_input = log_decay[..., 0], log_input[..., 0]
+        m_new = ops.maximum(log_decay + m, log_input)
+        f = ops.exp(log_decay + m - m_new)[..., None]
+        i = ops.exp(log_input - m_new)[..., None]
+        n = f * n + i * k
+        state = f[..., None] * state + i[..., None] * ops.expand_dims(k, -1) * ops.expand_dims(
+            v, -2
+        )
+        numerator = ops.einsum("bhk,bhkv->bhv", q, state)
+        denominator = ops.abs(ops.sum(q * n, axis=-1, keepdims=True))
+        floor = ops.exp(-m_new)[..., None]
+        o = numerator / (ops.maximum(denominator, floor) + EPSILON)
+        return self.readout(o, inputs), [state, n, m_new]
+
+    def get_config(self) -> Config:
+        return {**super().get_config(), **self.options_config()}
