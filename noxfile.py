@@ -40,6 +40,11 @@ def _constraints():
     return ["-c", CONSTRAINTS] if CONSTRAINTS else []
 
 
+# Other packages' implementations the oracles compare with, where they run on
+# a CPU: mlstm_kernels' native chunkwise mLSTM (torch).
+ORACLES = {"tensorflow": [], "torch": ["mlstm_kernels"], "jax": []}
+
+
 def _install(session, *requirements):
     session.install(*_constraints(), *requirements)
 
@@ -50,7 +55,14 @@ def tests(session, backend):
     """The test suite on one backend, with only that backend installed (and
     torch's CPU build on every backend, as the module `from_torch` reads and
     `to_torch` writes), and the export runtimes and converters."""
-    _install(session, "-e", f".[test,export,{backend}]", "torch", *EXPORTERS[backend])
+    _install(
+        session,
+        "-e",
+        f".[test,export,{backend}]",
+        "torch",
+        *EXPORTERS[backend],
+        *ORACLES[backend],
+    )
     _install(session, "./examples/plugin")
     workers = os.environ.get("PYTEST_WORKERS", "2")
     # The slowest tests are listed, so CI's time can be watched and kept lean.

@@ -86,6 +86,19 @@ LAYERS = {
         0,
     ),
     "LRU": (keras_rnnx.LRU, {"units": 3, "return_state": True}, 6, 0),
+    "GLA": (keras_rnnx.GLA, {"heads": 2, "key_dim": 4, "return_sequences": True}, 7, 0),
+    "mLSTM": (
+        keras_rnnx.mLSTM,
+        {"heads": 2, "key_dim": 4, "value_dim": 3, "return_state": True, "chunk_size": 4},
+        6,
+        0,
+    ),
+    "Mamba2": (
+        keras_rnnx.Mamba2,
+        {"heads": 2, "head_dim": 3, "state_dim": 4, "go_backwards": True},
+        6,
+        0,
+    ),
     "LayerNormLSTM": (keras_rnnx.LayerNormLSTM, {"units": 3, "dropout": 0.1}, 9, 1),
     "LayerNormGRU": (
         keras_rnnx.LayerNormGRU,
@@ -116,6 +129,9 @@ CELLS = {
     "MinGRUCell": (keras_rnnx.MinGRUCell, {"units": 3, "log_space": True}, 2, 0),
     "MinLSTMCell": (keras_rnnx.MinLSTMCell, {"units": 3, "use_bias": False}, 1, 0),
     "LRUCell": (keras_rnnx.LRUCell, {"units": 3, "r_min": 0.5}, 6, 0),
+    "GLACell": (keras_rnnx.GLACell, {"heads": 2, "key_dim": 4, "output_gate": False}, 5, 0),
+    "mLSTMCell": (keras_rnnx.mLSTMCell, {"heads": 2, "key_dim": 4, "forget_gate": "exp"}, 6, 0),
+    "Mamba2Cell": (keras_rnnx.Mamba2Cell, {"heads": 2, "head_dim": 3, "gate": False}, 4, 0),
     "LayerNormLSTMCell": (keras_rnnx.LayerNormLSTMCell, {"units": 3}, 9, 1),
     "LayerNormGRUCell": (keras_rnnx.LayerNormGRUCell, {"units": 3}, 7, 1),
 }

@@ -166,7 +166,13 @@ def test_the_ops_are_differentiable_and_compile():
         compiled = torch.compile(loss, backend="eager", fullgraph=True)
         x = torch.tensor(q, requires_grad=True)
         (grad,) = torch.autograd.grad(loss(x), [x])
-    assert_all_close([to_numpy(compiled(keras.ops.convert_to_tensor(q)))], [eager], "compiled", TOLERANCE, TOLERANCE)
+    assert_all_close(
+        [to_numpy(compiled(keras.ops.convert_to_tensor(q)))],
+        [eager],
+        "compiled",
+        TOLERANCE,
+        TOLERANCE,
+    )
     grad = to_numpy(grad)
     assert grad.shape == q.shape and np.all(np.isfinite(grad)) and np.any(grad)
 

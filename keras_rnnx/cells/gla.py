@@ -8,22 +8,16 @@ from typing import Any
 
 from keras import ops
 
-from keras_rnnx.cells.matrix import MatrixGates, MatrixRecurrentCell, _positive_int
+from keras_rnnx.cells.matrix import (
+    MatrixGates,
+    MatrixRecurrentCell,
+    _positive_int,
+    merge_heads,
+    rms_norm,
+    split_heads,
+)
 from keras_rnnx.cells.registry import register_cell
 from keras_rnnx.types import Structure, Tensor
-
-# RMSNorm's epsilon in the paper's code (fla's `norm_eps`).
-NORM_EPSILON = 1e-5
-
-
-def split_heads(x: Tensor, heads: int) -> Tensor:
-    """`(..., heads * dim)` as `(..., heads, dim)`."""
-    return ops.reshape(x, (*x.shape[:-1], heads, x.shape[-1] // heads))
-
-
-def rms_norm(o: Tensor, scale: Tensor, epsilon: float = NORM_EPSILON) -> Tensor:
-    """`o / rms(o) * scale` over the last axis (each head's values)."""
-    return o * ops.rsqrt(ops.mean(ops.square(o), axis=-1, keepdims=True) + epsilon) * scale
 
 
 @register_cell
@@ -159,7 +153,7 @@ class GLACell(MatrixRecurrentCell):
     def readout(self, o: Tensor, inputs: Structure) -> Tensor:
         if self.normalize:
             o = rms_norm(o, self.norm_scale)
-        y = ops.reshape(o, (*o.shape[:-2], self.heads * self.value_dim))
+        y = merge_heads(o)
         if self.output_gate:
             y = y * ops.silu(ops.matmul(inputs, self.output_gate_kernel) + self.output_gate_bias)
         return y

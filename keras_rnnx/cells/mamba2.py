@@ -10,8 +10,14 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_rnnx.cells.gla import rms_norm, split_heads
-from keras_rnnx.cells.matrix import MatrixGates, MatrixRecurrentCell, _positive_int
+from keras_rnnx.cells.matrix import (
+    MatrixGates,
+    MatrixRecurrentCell,
+    _positive_int,
+    merge_heads,
+    rms_norm,
+    split_heads,
+)
 from keras_rnnx.cells.registry import register_cell
 from keras_rnnx.types import Structure, Tensor
 
@@ -133,14 +139,14 @@ class Mamba2Cell(MatrixRecurrentCell):
         u, b, c, dt = self._projections(inputs)
         dt = ops.softplus(dt + self.dt_bias)  # (..., heads)
         log_decay = dt * -ops.exp(self.A_log)
-        shape = (*b.shape[:-1], self.heads, self.state_dim)
+        shape = (*ops.shape(b)[:-1], self.heads, self.state_dim)
         b, c = (ops.broadcast_to(ops.expand_dims(t, -2), shape) for t in (b, c))
         return MatrixGates(c, b, u * dt[..., None], log_decay[..., None])
 
     def readout(self, o: Tensor, inputs: Structure) -> Tensor:
         u = self._projections(inputs)[0]
         y = o + u * self.D[:, None]
-        y = ops.reshape(y, (*y.shape[:-2], self.heads * self.head_dim))
+        y = merge_heads(y)
         if self.gate:
             y = rms_norm(y * ops.silu(ops.matmul(inputs, self.gate_kernel)), self.norm_scale)
         return y

@@ -34,6 +34,8 @@ from keras_rnnx.types import Config, Structure, Tensor
 
 # mLSTM's denominator floor, as in xLSTM's and mlstm_kernels' step.
 EPSILON = 1e-6
+# RMSNorm's epsilon in the papers' code (fla's and mamba_ssm's `norm_eps`).
+NORM_EPSILON = 1e-5
 
 
 class MatrixGates(NamedTuple):
@@ -59,6 +61,28 @@ def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"Expected `{name}` to be a positive integer. Received: {name}={value!r}")
     return value
+
+
+def split_heads(x: Tensor, heads: int) -> Tensor:
+    """`(..., heads * dim)` as `(..., heads, dim)` (leading axes may be
+    unknown when traced)."""
+    return ops.reshape(x, (*ops.shape(x)[:-1], heads, x.shape[-1] // heads))
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """`(..., heads, dim)` as `(..., heads * dim)`, the heads side by side."""
+    return ops.reshape(x, (*ops.shape(x)[:-2], x.shape[-2] * x.shape[-1]))
+
+
+def rms_norm(o: Tensor, scale: Tensor, epsilon: float = NORM_EPSILON) -> Tensor:
+    """`o / rms(o) * scale` over the last axis (each head's values)."""
+    return o * ops.rsqrt(ops.mean(ops.square(o), axis=-1, keepdims=True) + epsilon) * scale
+
+
+def _read(q: Tensor, state: Tensor) -> Tensor:
+    """`Sᵀ q` per head, as a sum of products (which promote mixed dtypes, as
+    Keras's cells' ops do; an einsum on torch does not)."""
+    return ops.sum(ops.expand_dims(q, -1) * state, axis=-2)
 
 
 class MatrixRecurrentCell(keras.layers.Layer, Options, ZeroStates):
@@ -101,12 +125,12 @@ class MatrixRecurrentCell(keras.layers.Layer, Options, ZeroStates):
         ...     def gates(self, inputs):
         ...         z = keras.ops.matmul(inputs, self.kernel)
         ...         q, k, v = keras.ops.split(z, 3, axis=-1)
-        ...         shape = (*z.shape[:-1], self.heads, 4)
+        ...         shape = (*keras.ops.shape(z)[:-1], self.heads, 4)
         ...         q, k, v = (keras.ops.reshape(t, shape) for t in (q, k, v))
         ...         decay = keras.ops.full_like(q[..., :1], math.log(0.9))
         ...         return keras_rnnx.MatrixGates(q, k, v, decay)
         ...     def readout(self, o, inputs):
-        ...         return keras.ops.reshape(o, (*o.shape[:-2], -1))
+        ...         return keras_rnnx.cells.matrix.merge_heads(o)
         >>> layer = keras_rnnx.RNN(Decaying(heads=2, key_dim=4), return_sequences=True)
         >>> tuple(layer(np.ones((2, 100, 3), "float32")).shape)
         (2, 100, 8)
@@ -152,7 +176,7 @@ class MatrixRecurrentCell(keras.layers.Layer, Options, ZeroStates):
     def readout(self, o: Tensor, inputs: Structure) -> Tensor:
         """The output from `o` `(..., heads, value_dim)` and the step's
         `inputs` (any leading shape); default: the heads side by side."""
-        return ops.reshape(o, (*o.shape[:-2], self.heads * self.value_dim))
+        return merge_heads(o)
 
     def call(self, inputs: Structure, states: Structure) -> Structure:
         q, k, v, log_decay, log_input = self.gates(inputs)
@@ -160,8 +184,7 @@ class MatrixRecurrentCell(keras.layers.Layer, Options, ZeroStates):
         decay = ops.exp(ops.expand_dims(log_decay, -1))
         if not self.normalized:
             state = decay * state + ops.expand_dims(k, -1) * ops.expand_dims(v, -2)
-            o = ops.einsum("bhk,bhkv->bhv", q, state)
-            return self.readout(o, inputs), [state]
+            return self.readout(_read(q, state), inputs), [state]
         n, m = states[1], states[2]
         log_decay, log_input = log_decay[..., 0], log_input[..., 0]
         m_new = ops.maximum(log_decay + m, log_input)
@@ -171,7 +194,7 @@ class MatrixRecurrentCell(keras.layers.Layer, Options, ZeroStates):
         state = f[..., None] * state + i[..., None] * ops.expand_dims(k, -1) * ops.expand_dims(
             v, -2
         )
-        numerator = ops.einsum("bhk,bhkv->bhv", q, state)
+        numerator = _read(q, state)
         denominator = ops.abs(ops.sum(q * n, axis=-1, keepdims=True))
         floor = ops.exp(-m_new)[..., None]
         o = numerator / (ops.maximum(denominator, floor) + EPSILON)

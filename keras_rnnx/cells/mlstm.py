@@ -9,8 +9,13 @@ from typing import Any
 import numpy as np
 from keras import ops
 
-from keras_rnnx.cells.gla import rms_norm, split_heads
-from keras_rnnx.cells.matrix import MatrixGates, MatrixRecurrentCell
+from keras_rnnx.cells.matrix import (
+    MatrixGates,
+    MatrixRecurrentCell,
+    merge_heads,
+    rms_norm,
+    split_heads,
+)
 from keras_rnnx.cells.registry import register_cell
 from keras_rnnx.types import Structure, Tensor
 
@@ -158,7 +163,7 @@ class mLSTMCell(MatrixRecurrentCell):  # noqa: N801  (the paper's name)
     def readout(self, o: Tensor, inputs: Structure) -> Tensor:
         if self.normalize:
             o = rms_norm(o, self.norm_scale)
-        y = ops.reshape(o, (*o.shape[:-2], self.heads * self.value_dim))
+        y = merge_heads(o)
         if self.output_gate:
             y = y * ops.sigmoid(ops.matmul(inputs, self.output_gate_kernel) + self.output_gate_bias)
         return y

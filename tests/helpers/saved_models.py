@@ -29,8 +29,8 @@ def build_model():
 
 
 def beyond_keras(inputs):
-    """The cells beyond Keras's, on the same inputs: a ConvLSTM, layer-norm
-    and parallel-scan layers."""
+    """The cells beyond Keras's, on the same inputs: a ConvLSTM, layer-norm,
+    parallel-scan and chunkwise (matrix-state) layers."""
     x = keras.layers.Reshape((6, 5, 1))(inputs)
     x = keras_rnnx.ConvLSTM1D(2, 3, padding="same", return_sequences=True)(x)
     x = keras.layers.Reshape((6, 10))(x)
@@ -38,6 +38,9 @@ def beyond_keras(inputs):
     x = keras_rnnx.LayerNormGRU(3, return_sequences=True, go_backwards=True)(x)
     x = keras_rnnx.MinGRU(4, return_sequences=True)(x)
     x = keras_rnnx.MinLSTM(4, log_space=True, return_sequences=True)(x)
+    x = keras_rnnx.GLA(2, 2, return_sequences=True, go_backwards=True)(x)
+    x = keras_rnnx.mLSTM(2, 2, forget_gate="exp", return_sequences=True, chunk_size=4)(x)
+    x = keras_rnnx.Mamba2(2, 2, state_dim=3, return_sequences=True)(x)
     x = keras_rnnx.LRU(3)(x)
     return keras.layers.Dense(2)(x)
 

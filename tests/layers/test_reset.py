@@ -24,6 +24,13 @@ LAYERS = {
     "MinGRU": lambda **kw: keras_rnnx.MinGRU(3, **kw),
     "LRU": lambda **kw: keras_rnnx.LRU(3, **kw),
 }
+# Matrix-state layers, in chunks of 4 (two per row, resets in both), for the
+# test of every kernel that runs resets.
+MATRIX_LAYERS = {
+    "GLA": lambda **kw: keras_rnnx.GLA(2, 3, chunk_size=4, **kw),
+    "mLSTM": lambda **kw: keras_rnnx.mLSTM(2, 3, chunk_size=4, **kw),
+    "Mamba2": lambda **kw: keras_rnnx.Mamba2(2, 3, state_dim=2, chunk_size=4, **kw),
+}
 BATCH, STEPS = 4, 6
 # Segment starts: none, one mid-row, several (one at the first step, where a
 # reset changes nothing), and every step.
@@ -173,7 +180,7 @@ def _flat(result):
     return [to_numpy(t) for t in keras.tree.flatten(result)]
 
 
-@pytest.mark.parametrize("layer", ["GRU", "LSTM", "stacked", "MinGRU", "LRU"])
+@pytest.mark.parametrize("layer", ["GRU", "LSTM", "stacked", "MinGRU", "LRU", *MATRIX_LAYERS])
 @pytest.mark.parametrize("given", ["initial_state", "stateful"])
 @pytest.mark.parametrize("mask_kind", ["none", "holes"])
 def test_every_kernel_that_runs_resets_agrees_with_the_reference_loop(
@@ -182,7 +189,7 @@ def test_every_kernel_that_runs_resets_agrees_with_the_reference_loop(
     # One meaning of a reset, at the first step too: a row restarts from the
     # restart states whatever it was given or carried.
     monkeypatch.setattr(scan, "loop_is_faster", lambda: None)  # the scan runs here too
-    rnn = LAYERS[layer](return_sequences=True, stateful=given == "stateful")
+    rnn = {**LAYERS, **MATRIX_LAYERS}[layer](return_sequences=True, stateful=given == "stateful")
     x, mask = sequences(6, (BATCH, STEPS, 5)), make_mask(mask_kind, BATCH, STEPS)
     rnn(x)  # built; a stateful layer now carries states that are not zeros
     initial_state = states_for(rnn, batch=BATCH) if given == "initial_state" else None
