@@ -18,6 +18,8 @@ from keras_rnnx.cells.mlstm import FORGET_GATES, log_forget
 from keras_rnnx.kernels.chunkwise import chunkwise
 from keras_rnnx.types import Tensor
 
+__all__ = ["gated_linear_attention", "mlstm", "ssd"]
+
 
 def _check_rank(name: str, x: Tensor, rank: int, what: str) -> None:
     if len(x.shape) != rank:
@@ -46,7 +48,7 @@ def gated_linear_attention(
     mask: Tensor | None = None,
     chunk_size: int | None = None,
     scale: float | None = None,
-):
+) -> tuple[Tensor, Tensor]:
     """Gated linear attention (GLA; with a decay per head, also RetNet's and
     Mamba-2's form), per head:
 
@@ -114,7 +116,7 @@ def mlstm(
     mask: Tensor | None = None,
     chunk_size: int | None = None,
     forget_activation: str = "sigmoid",
-):
+) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
     """The mLSTM of xLSTM (`keras_rnnx.mLSTMCell`'s equations), from its
     projections and gates' pre-activations, as `mlstm_kernels`' chunkwise
     functions (which take `(batch, heads, time, dim)`):
@@ -195,7 +197,7 @@ def ssd(
     initial_state: Tensor | None = None,
     mask: Tensor | None = None,
     chunk_size: int | None = None,
-):
+) -> tuple[Tensor, Tensor]:
     """Mamba-2's state-space duality (SSD) scan, per head:
 
         h_t = exp(dt_t A) h_{t-1} + B_t (dt_t x_t)ᵀ       (state_dim x head_dim)

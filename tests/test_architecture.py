@@ -16,7 +16,7 @@ LAYERS = (
     ("base", ("types", "plugins", "registry", "context")),
     ("cells", ("cells",)),
     ("kernels", ("kernels",)),
-    ("layers", ("layers",)),
+    ("layers", ("layers", "ops")),
     ("top", ("explain", "interop", "streaming", "twins", "patch", "convert", "__init__")),
 )
 BACKEND_MODULES = {

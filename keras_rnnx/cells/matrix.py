@@ -39,15 +39,31 @@ NORM_EPSILON = 1e-5
 
 
 class MatrixGates(NamedTuple):
-    """One step's (or a sequence's) gates of a matrix-state cell, each with
-    the input's leading axes, then `(heads, ...)`:
+    """One step's (or a sequence's) gates of a matrix-state cell, as
+    `MatrixRecurrentCell.gates` returns them: each with the input's leading
+    axes, then `(heads, ...)`.
 
-    * `query`, `key`: `(..., heads, key_dim)`;
-    * `value`: `(..., heads, value_dim)`;
-    * `log_decay`: `(..., heads, 1)` (one per head) or `(..., heads,
-      key_dim)`, at most 0;
-    * `log_input`: `(..., heads, 1)`, the exponential input gate's
-      pre-activation (normalized cells only, else `None`).
+    Args:
+        query: `(..., heads, key_dim)`, `q_t` (with any scale applied).
+        key: `(..., heads, key_dim)`, `k_t`.
+        value: `(..., heads, value_dim)`, `v_t`.
+        log_decay: `(..., heads, 1)` (one per head) or `(..., heads,
+            key_dim)`, `g_t`, at most 0 for a decay.
+        log_input: `(..., heads, 1)`, the exponential input gate's
+            pre-activation `i_t` (normalized cells only, else `None`).
+
+    Returns:
+        A named tuple.
+
+    Raises:
+        TypeError: a required field is missing (as any named tuple).
+
+    Examples:
+        >>> import numpy as np, keras_rnnx
+        >>> q = k = v = np.ones((2, 4, 8), "float32")
+        >>> gates = keras_rnnx.MatrixGates(q, k, v, np.zeros((2, 4, 1), "float32"))
+        >>> gates.log_input is None
+        True
     """
 
     query: Tensor
@@ -185,6 +201,10 @@ class MatrixRecurrentCell(keras.layers.Layer, Options, ZeroStates):
         if not self.normalized:
             state = decay * state + ops.expand_dims(k, -1) * ops.expand_dims(v, -2)
             return self.readout(_read(q, state), inputs), [state]
+        if log_input is None:
+            raise ValueError(
+                f"{type(self).__name__} is normalized: its `gates` must give `log_input`."
+            )
         n, m = states[1], states[2]
         log_decay, log_input = log_decay[..., 0], log_input[..., 0]
         m_new = ops.maximum(log_decay + m, log_input)

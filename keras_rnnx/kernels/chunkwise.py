@@ -220,8 +220,9 @@ def _chunk_states(a: Tensor, b: Tensor, s0: Tensor, segments: _Segments, restart
     """The state before and after each chunk, `S_out = a S_in + b` over chunks;
     a chunk whose last segment began with a reset starts from `restart`
     instead (`b` then holds `a restart`)."""
-    if restart is not None:
-        ended_opened = segments.opened[:, :, -1]
+    opened = segments.opened  # a restart comes with resets, so with segments
+    if restart is not None and opened is not None:
+        ended_opened = opened[:, :, -1]
         for _ in range(len(b.shape) - 2):
             ended_opened = ops.expand_dims(ended_opened, -1)
         b = b + ops.where(ended_opened, ops.zeros_like(b), a * ops.expand_dims(restart, 1))
