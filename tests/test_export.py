@@ -285,3 +285,32 @@ def test_a_cuda_only_kernel_declines_an_export():
     cudnn = next(k for k in keras_rnnx.registered_kernels() if k.name.endswith("-cudnn"))
     reason = cudnn.why_not(call)
     assert reason.startswith("traced for export (onnx)"), reason
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the chunkwise form exports from torch as matmuls")
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="runs ONNX models")
+@pytest.mark.parametrize("layer", ["GLA", "mLSTM", "Mamba2"])
+def test_chunkwise_layers_export_to_onnx_with_no_loop(tmp_path, monkeypatch, layer):
+    import onnx
+    import onnxruntime
+
+    make = {
+        "GLA": lambda: keras_rnnx.GLA(2, 3, return_sequences=True),
+        "mLSTM": lambda: keras_rnnx.mLSTM(2, 3, chunk_size=4),
+        "Mamba2": lambda: keras_rnnx.Mamba2(2, 3, state_dim=4, return_sequences=True),
+    }[layer]
+    inputs = keras.Input((9, 4))  # the chunks are laid out for the traced length
+    model = keras.Model(inputs, make()(inputs))
+    model(_inputs(3, 9, 0))
+    path = str(tmp_path / "model.onnx")
+    recorded = _recorded_selections(monkeypatch)
+    model.export(path, format="onnx", verbose=False)
+    assert {s.kernel_name for s in recorded if s.exporting == "onnx"} == {"chunkwise"}
+    ops = {node.op_type for node in onnx.load(path).graph.node}
+    assert not ops & {"Loop", "Scan"}, ops
+    session = onnxruntime.InferenceSession(path)
+    name = session.get_inputs()[0].name
+    for batch in (3, 5):
+        x = _inputs(batch, 9, batch)
+        got = session.run(None, {name: x})[0]
+        assert_all_close([got], [to_numpy(model(x))], f"{layer}: batch {batch}", 1e-4, 1e-4)

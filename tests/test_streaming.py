@@ -45,11 +45,19 @@ def _linear():
     return keras.Model(inputs, keras_rnnx.MinLSTM(2, log_space=True)(x))
 
 
+def _matrix():
+    inputs = keras.Input((None, FEATURES))
+    x = keras_rnnx.GLA(2, 3, return_sequences=True)(inputs)
+    x = keras_rnnx.mLSTM(2, 3, return_sequences=True, chunk_size=2)(x)
+    return keras.Model(inputs, keras_rnnx.Mamba2(2, 2, state_dim=3)(x))
+
+
 MODELS = {
     "stacked layers": _stacked,
     "stacked and custom cells": _cells,
     "nested": _nested,
     "parallel-scan layers": _linear,
+    "chunkwise layers": _matrix,
 }
 
 
