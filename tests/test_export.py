@@ -314,3 +314,7 @@ def test_chunkwise_layers_export_to_onnx_with_no_loop(tmp_path, monkeypatch, lay
         x = _inputs(batch, 9, batch)
         got = session.run(None, {name: x})[0]
         assert_all_close([got], [to_numpy(model(x))], f"{layer}: batch {batch}", 1e-4, 1e-4)
+    # Exported for its length: another is an error, never a wrong result.
+    errors = onnxruntime.capi.onnxruntime_pybind11_state
+    with pytest.raises((errors.Fail, errors.InvalidArgument), match="(?i)split|dimensions"):
+        session.run(None, {name: _inputs(3, 16, 0)})

@@ -118,7 +118,8 @@ def _chunkwise(
     query, key, value, log_decay = (ops.cast(t, wide) for t in (query, key, value, log_decay))
     states = [ops.cast(s, wide) for s in states]
     normalized = log_input is not None
-    steps, heads, value_dim = query.shape[1], query.shape[2], value.shape[-1]
+    # Ints, also where a trace records shapes as tensors (torch's, for an export).
+    steps, heads, value_dim = (int(d) for d in (query.shape[1], query.shape[2], value.shape[-1]))
     if normalized:
         log_input = ops.cast(log_input, wide)
         # The normaliser is one more column of values, all ones.
@@ -243,7 +244,7 @@ def _read_states(q: Tensor, s_in: Tensor, segments: _Segments, restart: Tensor |
 
 def _plain(q, k, v, F, G, s0, segments, restart):
     """The unnormalized form: outputs and the final state."""
-    decays = F.shape[-1]
+    decays = int(F.shape[-1])
     last = F[:, :, -1:]
     # The chunk's writes, decayed to its end; only the last segment's count.
     weight = ops.exp(last - F)
@@ -269,7 +270,7 @@ def _scores_per_head(q, k, F):
     `(batch, chunks, heads, L, L)`."""
     f = ops.transpose(F[..., 0], (0, 1, 3, 2))  # (batch, chunks, heads, L)
     log = f[..., :, None] - f[..., None, :]
-    length = f.shape[-1]
+    length = int(f.shape[-1])
     causal = ops.arange(length)[None, :] <= ops.arange(length)[:, None]
     decay = ops.exp(ops.where(causal, log, ops.full_like(log, LOG_ZERO)))
     return ops.einsum("bnthk,bnjhk->bnhtj", q, k) * decay
@@ -280,7 +281,7 @@ def _within_per_key(q, k, v, F, segments: _Segments):
     segment, a decay per key dimension, exactly: by levels of blocks
     (`_level`), and `(q_t · k_t) v_t` on the diagonal. The chunk is filled to
     a power of `BRANCHING` steps."""
-    length = q.shape[2]
+    length = int(q.shape[2])
     size = BRANCHING ** math.ceil(math.log(max(length, 1), BRANCHING) - 1e-9)
     index = segments.index
     if size != length:
@@ -301,7 +302,7 @@ def _level(q, k, v, F, index, child: int, parent: int):
     `child` steps within the same block of `parent` steps as `t`, each factor
     taken from the start `r` of `t`'s block: `(q_t ⊙ exp(F_t - F_r))ᵀ (k_j ⊙
     exp(F_r - F_j))`, both at most 1 (`j < r <= t`), so none overflows."""
-    chunks, size, heads, key_dim = q.shape[1], q.shape[2], q.shape[3], q.shape[4]
+    chunks, size, heads, key_dim = (int(d) for d in q.shape[1:])
     kids = parent // child
     # One leading axis for (batch, chunks, blocks of `parent`) and no
     # block-diagonal matrices: XLA's CPU compiler crashes on the gradients of
@@ -368,6 +369,13 @@ def _normalized(q, k, v, F, G, i, states, segments, restart):
     return o, m_t, [c_final, m_after[:, -1]]
 
 
+def _records_length(call: RecurrentCall) -> bool:
+    """Whether the trace of an export records the length as a tensor whose
+    value it has (torch's tracers: the backend's `traces_unroll`)."""
+    x = keras.tree.flatten(call.inputs)[0]
+    return bool(call.exporting) and traits().traces_unroll and not isinstance(x.shape[1], int)
+
+
 class ChunkwiseKernel:
     name = "chunkwise"
     priority = 5
@@ -382,7 +390,7 @@ class ChunkwiseKernel:
         inputs = keras.tree.flatten(call.inputs)
         if len(inputs) != 1:
             return "its inputs are a structure, not one tensor"
-        if not isinstance(inputs[0].shape[1], int):
+        if not isinstance(inputs[0].shape[1], int) and not _records_length(call):
             # Chunks are laid out for a length known when traced.
             return "the number of steps is unknown when traced"
         return None
@@ -390,6 +398,11 @@ class ChunkwiseKernel:
     def run(self, call: RecurrentCall):
         cell = call.cell
         x = keras.tree.flatten(call.inputs)[0]
+        if _records_length(call):
+            # The artifact is for the traced length, and another is an error in
+            # its runtime (a split into these sizes), never a wrong result, as
+            # for the reference loop, which unrolls there.
+            x = ops.split(x, [int(x.shape[1])], axis=1)[0]
         x, mask, reset = (
             None if f is None else in_processing_order(f, call.go_backwards)
             for f in (x, call.mask, call.reset)
