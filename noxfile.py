@@ -153,7 +153,7 @@ def demo(session):
 @nox.session
 def bench(session):
     """benchmarks/bench.py with all three backends installed; arguments after `--`."""
-    _install(session, "-e", ".[tensorflow,torch,jax]", "matplotlib")
+    _install(session, "-e", ".[tensorflow,torch,jax]", "matplotlib", *ORACLES["torch"])
     session.run("python", "benchmarks/bench.py", *session.posargs)
 
 

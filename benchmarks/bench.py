@@ -14,8 +14,9 @@ features, units) shapes x unmasked / right-padded mask (lengths uniform in
 [T/2, T]) x inference (`predict_on_batch`) / train step (`train_on_batch`);
 native ops are in `native.py`. Prints medians
 (ms) and ratios; one run, so the ratios compare like with like on a noisy
-machine. `--layers ConvLSTM2D,MinGRU,MinLSTM,LRU` (or `beyond`) gives the
-rows of the cells beyond Keras's (`beyond.py`); `--plot-scan` plots theirs.
+machine. `--layers ConvLSTM2D,MinGRU,...` (or `beyond`: all of `beyond.LAYERS`;
+`scan`, `matrix`: a family) gives the rows of the cells beyond Keras's
+(`beyond.py`); `--plot-scan` and `--plot-chunk` plot the families'.
 """
 
 from __future__ import annotations
@@ -236,23 +237,24 @@ def main():
     parser.add_argument("--layers", default=",".join(LAYERS), help="comma-separated")
     parser.add_argument("--plot", help="write a PNG of the speed-ups over keras.layers here")
     parser.add_argument("--plot-scan", help="write a PNG of the parallel-scan rows here")
+    parser.add_argument("--plot-chunk", help="write a PNG of the chunkwise rows here")
     parser.add_argument(
         "--from", dest="saved", nargs="+", help="plot these --json files instead of running"
     )
     args = parser.parse_args()
-    if args.layers == "beyond":
-        args.layers = ",".join(beyond.LAYERS)
+    families = {"beyond": beyond.LAYERS, "scan": beyond.SCAN_LAYERS}
+    families["matrix"] = (*beyond.MATRIX_LAYERS, "mLSTM-op")
+    args.layers = ",".join(families.get(args.layers, [args.layers]))
     if args.saved:
-        if not (args.plot or args.plot_scan):
-            parser.error("--from needs --plot or --plot-scan")
+        if not (args.plot or args.plot_scan or args.plot_chunk):
+            parser.error("--from needs --plot, --plot-scan or --plot-chunk")
         results = {}
         for path in args.saved:
             with open(path) as f:
                 results[os.path.splitext(os.path.basename(path))[0]] = json.loads(f.read())
         if args.plot:
             plot(results, args.plot)
-        if args.plot_scan:
-            beyond.plot([r for rows in results.values() for r in rows], args.plot_scan)
+        _plot_beyond([r for rows in results.values() for r in rows], args)
         return
     backends = BACKENDS if args.backend == "all" else (args.backend,)
     print(HEADER, flush=True)
@@ -266,8 +268,16 @@ def main():
     classic = [r for r in rows if r["layer"] not in beyond.LAYERS]
     if args.plot and classic:
         plot({b: [r for r in classic if r["backend"] == b] for b in backends}, args.plot)
-    if args.plot_scan:
-        beyond.plot([r for r in rows if r["layer"] in beyond.SCAN_LAYERS], args.plot_scan)
+    _plot_beyond(rows, args)
+
+
+def _plot_beyond(rows, args):
+    for path, layers in (
+        (args.plot_scan, beyond.SCAN_LAYERS),
+        (args.plot_chunk, beyond.MATRIX_LAYERS),
+    ):
+        if path:
+            beyond.plot([r for r in rows if r["layer"] in layers], path, layers)
 
 
 if __name__ == "__main__":

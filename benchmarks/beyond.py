@@ -7,16 +7,27 @@
   and against a keras_rnnx `LSTM` of about as many weights on its fused
   kernel (`lstm`), at each length in `SCAN_STEPS` (the loop up to
   `LOOP_STEPS`: beyond, one row takes minutes).
+* `GLA`, `mLSTM`, `Mamba2`: the chunkwise kernel against the same cell's step
+  loop and an LSTM of about as many weights, likewise, at `MATRIX_SHAPE`
+  (batch, heads, key and value size per head; the input and output are
+  heads x size wide) and each length in `MATRIX_STEPS`; `peak_mb` is the
+  growth of the process's peak memory over a chunkwise train step, in a
+  process of its own (`peak_memory`).
+* `mLSTM-op`: `keras_rnnx.ops.mlstm` against `mlstm_kernels`' native
+  chunkwise function (torch, where it imports) on the same inputs.
 """
 
 from __future__ import annotations
 
 CONV_SHAPE = (8, 10, 24, 24, 4, 16)
 SCAN_LAYERS = ("MinGRU", "MinLSTM", "LRU")
-LAYERS = ("ConvLSTM2D", *SCAN_LAYERS)
+MATRIX_LAYERS = ("GLA", "mLSTM", "Mamba2")
+LAYERS = ("ConvLSTM2D", *SCAN_LAYERS, *MATRIX_LAYERS, "mLSTM-op")
 SCAN_SHAPE = (8, 32, 128)  # batch, features, units
 SCAN_STEPS = (256, 1024, 4096, 16384)
 LOOP_STEPS = 4096
+MATRIX_SHAPE = (8, 4, 64)  # batch, heads, key and value size per head
+MATRIX_STEPS = (1024, 4096, 16384)
 
 
 def _compiled(model):
@@ -71,6 +82,92 @@ def scan_fns(layer, steps, impl):
     return (lambda: infer(x, y)), (lambda: train(x, y))
 
 
+def matrix_fns(layer, steps, impl):
+    import keras
+    import numpy as np
+
+    import keras_rnnx
+
+    batch, heads, size = MATRIX_SHAPE
+    inputs = keras.Input((steps, heads * size), batch_size=batch)
+    make = getattr(keras_rnnx, layer)
+    ours = make(heads, size, return_sequences=True, use_cudnn=impl == "keras_rnnx" and "auto")
+    if impl == "lstm":
+        probe = _model(inputs, make(heads, size))
+        units = _lstm_units(probe.count_params(), heads * size)
+        ours = keras_rnnx.LSTM(units, return_sequences=True)
+    model = _model(inputs, ours)
+    rng = np.random.RandomState(0)
+    x = rng.randn(batch, steps, heads * size).astype("float32")
+    y = rng.randn(*model.output_shape).astype("float32")
+    infer, train = _compiled(model)
+    return (lambda: infer(x, y)), (lambda: train(x, y))
+
+
+def mlstm_op_fns(steps, impl):
+    """`keras_rnnx.ops.mlstm` (`impl` "keras_rnnx") or `mlstm_kernels`' native
+    chunkwise function ("mlstm_kernels") on torch tensors: the outputs, and a
+    backward pass of their sum to every input."""
+    import numpy as np
+    import torch
+
+    import keras_rnnx
+
+    batch, heads, size = MATRIX_SHAPE
+    rng = np.random.RandomState(0)
+    shapes = [(batch, steps, heads, size)] * 3 + [(batch, steps, heads)] * 2
+    q, k, v, i, f = (torch.tensor(rng.randn(*s).astype("float32")) for s in shapes)
+    f = f + 3.0  # forget gates near 1, as trained ones are
+    if impl == "keras_rnnx":
+        inputs = [q, k, v, i, f]
+
+        def op(*t):
+            return keras_rnnx.ops.mlstm(*t)[0]
+
+    else:
+        from mlstm_kernels.torch.chunkwise.native import mlstm_chunkwise__native_autograd
+
+        inputs = [t.transpose(1, 2).contiguous() for t in (q, k, v, i, f)]
+
+        def op(*t):
+            return mlstm_chunkwise__native_autograd(*t, chunk_size=64)
+
+    for t in inputs:
+        t.requires_grad_(True)
+
+    def infer():
+        with torch.no_grad():
+            op(*inputs)
+
+    def train():
+        for t in inputs:
+            t.grad = None
+        op(*inputs).sum().backward()
+
+    return infer, train
+
+
+def peak_memory(layer, steps):
+    """MB by which two chunkwise train steps of `layer` at `steps` raise the
+    peak memory of a process of their own (a process's peak only grows)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, beyond\n"
+        f"infer, train = beyond.matrix_fns({layer!r}, {steps}, 'keras_rnnx')\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "train(); train()\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) / 1024)\n"
+    )
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=here, capture_output=True, text=True, check=True
+    )
+    return round(float(out.stdout.split()[-1]))
+
+
 def rows(backend, layers, quick, medians_ms):
     """The rows of `layers` (any of `LAYERS`) on the current backend, one at a time."""
     import keras
@@ -84,17 +181,36 @@ def rows(backend, layers, quick, medians_ms):
             row = {"backend": backend, "layer": "ConvLSTM2D", "shape": list(CONV_SHAPE)}
             row |= {"masked": False, "mode": mode}
             yield row | medians_ms({n: f[index] for n, f in impls.items()}, repeats)
-    for layer in (name for name in SCAN_LAYERS if name in layers):
-        for steps in SCAN_STEPS[:2] if quick else SCAN_STEPS:
-            impls = ("keras_rnnx", "lstm") + (("loop",) if steps <= LOOP_STEPS else ())
-            fns = {impl: scan_fns(layer, steps, impl) for impl in impls}
+    families = (
+        (SCAN_LAYERS, SCAN_SHAPE, SCAN_STEPS, scan_fns),
+        (MATRIX_LAYERS, MATRIX_SHAPE, MATRIX_STEPS, matrix_fns),
+    )
+    for names, (batch, *sizes), lengths, fns_of in families:
+        for layer in (name for name in names if name in layers):
+            for steps in lengths[:2] if quick else lengths:
+                impls = ("keras_rnnx", "lstm") + (("loop",) if steps <= LOOP_STEPS else ())
+                fns = {impl: fns_of(layer, steps, impl) for impl in impls}
+                for mode, index in (("infer", 0), ("train", 1)):
+                    row = {"backend": backend, "layer": layer, "shape": [batch, steps, *sizes]}
+                    row |= {"masked": False, "mode": mode}
+                    # One timing at the longest lengths: a row of 5 takes minutes.
+                    n = repeats if steps <= 1024 else 1
+                    row |= medians_ms({i: f[index] for i, f in fns.items()}, n)
+                    if mode == "train" and layer in MATRIX_LAYERS:
+                        row["peak_mb"] = peak_memory(layer, steps)
+                    yield row
+    if "mLSTM-op" in layers and backend == "torch":
+        for steps in MATRIX_STEPS[:2] if quick else MATRIX_STEPS:
+            fns = {impl: mlstm_op_fns(steps, impl) for impl in ("keras_rnnx", "mlstm_kernels")}
             for mode, index in (("infer", 0), ("train", 1)):
-                batch, features, units = SCAN_SHAPE
-                row = {"backend": backend, "layer": layer, "shape": [batch, steps, features, units]}
+                batch, heads, size = MATRIX_SHAPE
+                row = {
+                    "backend": backend,
+                    "layer": "mLSTM-op",
+                    "shape": [batch, steps, heads, size],
+                }
                 row |= {"masked": False, "mode": mode}
-                # One timing at the longest lengths: a row of 5 takes minutes.
-                n = repeats if steps <= 1024 else 1
-                yield row | medians_ms({i: f[index] for i, f in fns.items()}, n)
+                yield row | medians_ms({i: f[index] for i, f in fns.items()}, repeats)
 
 
 def format_row(row):
@@ -106,17 +222,26 @@ def format_row(row):
             f"{head} rnnx {row['keras_rnnx']:9.1f}  keras {row['keras.layers']:9.1f}"
             f"  /keras {ratio:5.2f}"
         )
+    if "mlstm_kernels" in row:
+        ratio = row["keras_rnnx"] / row["mlstm_kernels"]
+        return (
+            f"{head} rnnx {row['keras_rnnx']:9.1f}  mlstm_kernels {row['mlstm_kernels']:9.1f}"
+            f"  /theirs {ratio:5.2f}"
+        )
     loop = row.get("loop")
-    speedup = f"loop/scan {loop / row['keras_rnnx']:6.1f}" if loop else "loop/scan      -"
+    kernel = "chunk" if row["layer"] in MATRIX_LAYERS else "scan"
+    speedup = f"loop/{kernel} {loop / row['keras_rnnx']:6.1f}" if loop else f"loop/{kernel}      -"
     loop = f"{loop:9.1f}" if loop else "        -"
     return (
-        f"{head} scan {row['keras_rnnx']:9.1f}  loop {loop}  lstm {row['lstm']:9.1f}  {speedup}"
-        f"  lstm/scan {row['lstm'] / row['keras_rnnx']:5.2f}"
+        f"{head} {kernel} {row['keras_rnnx']:9.1f}  loop {loop}  lstm {row['lstm']:9.1f}  {speedup}"
+        f"  lstm/{kernel} {row['lstm'] / row['keras_rnnx']:5.2f}"
+        + (f"  peak {row['peak_mb']:6d} MB" if "peak_mb" in row else "")
     )
 
 
-def plot(rows, path):
-    """A PNG: train-step time against length, scan vs loop vs LSTM, per backend."""
+def plot(rows, path, layers=SCAN_LAYERS):
+    """A PNG: train-step time of `layers` (`SCAN_LAYERS` or `MATRIX_LAYERS`)
+    against length, their kernel vs their loop vs an LSTM, per backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,13 +251,14 @@ def plot(rows, path):
     fig, axes = plt.subplots(1, len(backends), figsize=(4.2 * len(backends), 3.6), sharey=True)
     axes = axes if len(backends) > 1 else [axes]
     styles = {"keras_rnnx": "-", "loop": ":", "lstm": "--"}
-    names = {"keras_rnnx": "parallel scan", "loop": "step loop", "lstm": "LSTM (fused)"}
+    kernel = "chunkwise" if layers == MATRIX_LAYERS else "parallel scan"
+    names = {"keras_rnnx": kernel, "loop": "step loop", "lstm": "LSTM (fused)"}
     for ax, backend in zip(axes, backends):
-        for layer, color in zip(SCAN_LAYERS, ("tab:blue", "tab:orange", "tab:green")):
+        for layer, color in zip(layers, ("tab:blue", "tab:orange", "tab:green")):
             mine = [r for r in rows if r["backend"] == backend and r["layer"] == layer]
             mine = [r for r in mine if r["mode"] == "train"]
             for impl, style in styles.items():
-                if impl == "lstm" and layer != SCAN_LAYERS[0]:
+                if impl == "lstm" and layer != layers[0]:
                     continue  # one LSTM line: the LSTMs match each cell's size about alike
                 points = [(r["shape"][1], r[impl]) for r in mine if r.get(impl)]
                 if points:

@@ -52,9 +52,8 @@ from keras_rnnx.types import Tensor
 # (bench.py `--layers matrix`: 32 to 128 within 10% at 1024 to 16384 steps).
 CHUNK = 64
 
-# With a decay per key dimension, a chunk's scores come by levels of blocks,
-# each `BRANCHING` times smaller than the one above (`_scores_per_key`).
-BRANCHING = 4
+# Halves of blocks this short or shorter multiply elementwise (`_halves`).
+SMALL_HALF = 4
 # A short sequence's chunk: its length rounded up to this many steps.
 ROUND = 16
 
@@ -278,11 +277,11 @@ def _scores_per_head(q, k, F):
 
 def _within_per_key(q, k, v, F, segments: _Segments):
     """`Σ_{j<=t} (Σ_d q_td k_jd exp(F_td - F_jd)) v_j` over each step's
-    segment, a decay per key dimension, exactly: by levels of blocks
-    (`_level`), and `(q_t · k_t) v_t` on the diagonal. The chunk is filled to
-    a power of `BRANCHING` steps."""
+    segment, a decay per key dimension, exactly: `(q_t · k_t) v_t` on the
+    diagonal, and the rest by halves (`_halves`). The chunk is filled to a
+    power of two steps."""
     length = int(q.shape[2])
-    size = BRANCHING ** math.ceil(math.log(max(length, 1), BRANCHING) - 1e-9)
+    size = 2 ** math.ceil(math.log2(max(length, 1)))
     index = segments.index
     if size != length:
         fill = size - length
@@ -290,40 +289,49 @@ def _within_per_key(q, k, v, F, segments: _Segments):
         F = ops.concatenate([F, ops.repeat(F[:, :, -1:], fill, axis=2)], axis=2)
         index = None if index is None else ops.pad(index, [(0, 0), (0, 0), (0, fill)])
     o = ops.sum(q * k, axis=-1, keepdims=True) * v
-    block = size
-    while block > 1:
-        o = o + _level(q, k, v, F, index, block // BRANCHING, block)
-        block //= BRANCHING
+    half = size // 2
+    while half >= 1:
+        o = o + _halves(q, k, v, F, index, half)
+        half //= 2
     return o[:, :, :length]
 
 
-def _level(q, k, v, F, index, child: int, parent: int):
-    """The part of `_within_per_key` from steps `j` of an earlier block of
-    `child` steps within the same block of `parent` steps as `t`, each factor
-    taken from the start `r` of `t`'s block: `(q_t ⊙ exp(F_t - F_r))ᵀ (k_j ⊙
-    exp(F_r - F_j))`, both at most 1 (`j < r <= t`), so none overflows."""
+def _halves(q, k, v, F, index, half: int):
+    """The part of `_within_per_key` from steps `j` in the first half of a
+    block of `2 half` steps to steps `t` in its second half, each factor taken
+    from the last step `e` of the first half: `(q_t ⊙ exp(F_t - F_e))ᵀ (k_j ⊙
+    exp(F_e - F_j))`, both at most 1 (`j <= e < t`), so none overflows, and
+    every pair of halves is one product of `half x half` scores, none wasted."""
     chunks, size, heads, key_dim = (int(d) for d in q.shape[1:])
-    kids = parent // child
-    # One leading axis for (batch, chunks, blocks of `parent`) and no
-    # block-diagonal matrices: XLA's CPU compiler crashes on the gradients of
-    # both (jaxlib 0.10.2).
-    before = ops.concatenate([ops.zeros_like(F[:, :, :1]), F[:, :, :-1]], axis=2)
-    start = ops.reshape(before[:, :, ::child], (-1, kids, 1, heads, key_dim))
-    shape = (-1, kids, child, heads, key_dim)
-    q_from = ops.reshape(q, shape) * ops.exp(ops.reshape(F, shape) - start)
-    shape = (-1, 1, parent, heads, key_dim)
-    k_to = ops.reshape(k, shape) * ops.exp(ops.minimum(start - ops.reshape(F, shape), 0.0))
-    scores = ops.einsum("xathd,xajhd->xhatj", q_from, k_to)
-    row_block = ops.arange(parent) // child
-    keep = ops.reshape(row_block[None, :] < row_block[:, None], (kids, child, parent))
+    value_dim = int(v.shape[-1])
+
+    # One leading axis for (batch, chunks, blocks): XLA's CPU compiler crashes
+    # on the gradients of einsums of higher rank (jaxlib 0.10.2).
+    def halves(x):
+        x = ops.reshape(x, (-1, 2, half, *x.shape[3:]))
+        return x[:, 0], x[:, 1]
+
+    F_first, F_second = halves(F)
+    end = F_first[:, -1:]
+    q = halves(q)[1] * ops.exp(F_second - end)
+    k = halves(k)[0] * ops.exp(end - F_first)
+    v = halves(v)[0]
+    if half <= SMALL_HALF:
+        # (x, t, j, heads): products too small for a matmul to pay (torch's
+        # CPU matmul loops over a batch of them).
+        scores = ops.sum(q[:, :, None] * k[:, None], axis=-1)
+    else:
+        scores = ops.einsum("xthd,xjhd->xtjh", q, k)
     if index is not None:
-        rows = ops.reshape(index, (-1, kids, child, 1))
-        same = ops.equal(rows, ops.reshape(index, (-1, 1, 1, parent)))
-        keep = ops.expand_dims(ops.logical_and(keep, same), 1)
-    scores = ops.where(keep, scores, ops.zeros_like(scores))
-    values = ops.reshape(v, (-1, parent, heads, v.shape[-1]))
-    o = ops.einsum("xhatj,xjhv->xathv", scores, values)
-    return ops.reshape(o, (-1, chunks, size, heads, v.shape[-1]))
+        first, second = halves(index)
+        same = ops.equal(second[:, :, None], first[:, None, :])
+        scores = ops.where(same[..., None], scores, ops.zeros_like(scores))
+    if half <= SMALL_HALF:
+        o = ops.sum(scores[..., None] * v[:, None], axis=2)
+    else:
+        o = ops.einsum("xtjh,xjhv->xthv", scores, v)
+    o = ops.stack([ops.zeros_like(o), o], axis=1)
+    return ops.reshape(o, (-1, chunks, size, heads, value_dim))
 
 
 def _normalized(q, k, v, F, G, i, states, segments, restart):
