@@ -149,17 +149,22 @@ def mlstm_op_fns(steps, impl):
 
 def peak_memory(layer, steps):
     """MB by which two chunkwise train steps of `layer` at `steps` raise the
-    peak memory of a process of their own (a process's peak only grows)."""
+    resident memory of a process of their own, from its peak reset after the
+    model is built (Linux: `/proc/self/clear_refs`)."""
     import os
     import subprocess
     import sys
 
     code = (
-        "import resource, beyond\n"
+        "import re, beyond\n"
+        "def rss(field):\n"
+        "    status = open('/proc/self/status').read()\n"
+        "    return int(re.search(field + r':\\s+(\\d+)', status)[1]) / 1024\n"
         f"infer, train = beyond.matrix_fns({layer!r}, {steps}, 'keras_rnnx')\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "base = rss('VmRSS')\n"
+        "open('/proc/self/clear_refs', 'w').write('5')\n"
         "train(); train()\n"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) / 1024)\n"
+        "print(rss('VmHWM') - base)\n"
     )
     here = os.path.dirname(os.path.abspath(__file__))
     out = subprocess.run(

@@ -145,8 +145,6 @@ class MatrixRecurrentCell(keras.layers.Layer, Options, ZeroStates):
         ...         q, k, v = (keras.ops.reshape(t, shape) for t in (q, k, v))
         ...         decay = keras.ops.full_like(q[..., :1], math.log(0.9))
         ...         return keras_rnnx.MatrixGates(q, k, v, decay)
-        ...     def readout(self, o, inputs):
-        ...         return keras_rnnx.cells.matrix.merge_heads(o)
         >>> layer = keras_rnnx.RNN(Decaying(heads=2, key_dim=4), return_sequences=True)
         >>> tuple(layer(np.ones((2, 100, 3), "float32")).shape)
         (2, 100, 8)
