@@ -68,6 +68,7 @@ class GLACell(MatrixRecurrentCell):
         (2, 100, 16)
     """
 
+    decay_per_key = True
     options = (
         "heads",
         "key_dim",

@@ -115,6 +115,10 @@ class MatrixRecurrentCell(keras.layers.Layer, Options, ZeroStates):
     States: `S (batch, heads, key_dim, value_dim)`; with `normalized`, also
     `n (batch, heads, key_dim)` and `m (batch, heads)`.
 
+    A subclass whose `gates` give a decay per key dimension sets the class
+    attribute `decay_per_key = True` (as `GLACell`): on JAX's CPU, where the
+    compiled step loop infers those faster, the loop then runs inference.
+
     Args:
         heads: positive int, the number of heads.
         key_dim: positive int, the size of queries and keys per head.
@@ -151,6 +155,9 @@ class MatrixRecurrentCell(keras.layers.Layer, Options, ZeroStates):
     """
 
     normalized = False
+    # Whether `gates` gives a decay per key dimension (GLA's), which some
+    # backends infer faster by the step loop (`kernels/chunkwise.py`).
+    decay_per_key = False
     options: tuple[str, ...] = ("heads", "key_dim", "value_dim")
     own_options: dict = {"chunk_size": None}
 

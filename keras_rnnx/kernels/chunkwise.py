@@ -384,6 +384,16 @@ def _records_length(call: RecurrentCall) -> bool:
     return bool(call.exporting) and traits().traces_unroll and not isinstance(x.shape[1], int)
 
 
+def loop_is_faster(call: RecurrentCall) -> str | None:
+    """Why the step loop beats the chunks for `call`, or `None`: inference of
+    a decay per key dimension, where the backend's `loop_beats_chunks` says
+    so (JAX's CPU, bench.py `--layers matrix`); a train step gains from the
+    chunks everywhere."""
+    if call.training or not call.cell.decay_per_key:
+        return None
+    return traits().loop_beats_chunks()
+
+
 class ChunkwiseKernel:
     name = "chunkwise"
     priority = 5
@@ -395,6 +405,9 @@ class ChunkwiseKernel:
             return f"{type(call.cell).__name__} has no matrix state"
         if call.unroll:
             return "unroll=True asks for the unrolled loop"
+        reason = loop_is_faster(call)
+        if reason:
+            return reason
         inputs = keras.tree.flatten(call.inputs)
         if len(inputs) != 1:
             return "its inputs are a structure, not one tensor"

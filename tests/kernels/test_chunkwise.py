@@ -11,7 +11,7 @@ import pytest
 
 import keras_rnnx
 from keras_rnnx.kernels import chunkwise
-from tests.helpers.backend_utils import to_numpy
+from tests.helpers.backend_utils import BACKEND, to_numpy
 from tests.helpers.oracle import (
     BATCH,
     FEATURES,
@@ -23,6 +23,16 @@ from tests.helpers.oracle import (
     sequences,
     states_for,
 )
+
+# Selection's own rule, before the fixture below replaces it.
+LOOP_IS_FASTER = chunkwise.loop_is_faster
+
+
+@pytest.fixture(autouse=True)
+def chunks_everywhere(monkeypatch):
+    """The chunks run here on every backend, also where the loop infers faster."""
+    monkeypatch.setattr(chunkwise, "loop_is_faster", lambda call: None)
+
 
 # The chunks sum in another order than the loop's steps: float32's rounding
 # over a few steps, for outputs and gradients alike.
@@ -89,7 +99,7 @@ def test_initial_states_and_resets_match_the_step_loop(layer):
     [
         ("GLA", 37, None),  # one chunk of 48, its length rounded up
         ("GLA", 37, 16),  # chunks that do not divide the length
-        ("GLA", 40, 20),  # chunks that do, filled to 64 steps for their blocks
+        ("GLA", 40, 20),  # chunks that do, filled to 32 steps for their halves
         ("mLSTM", 37, 5),
         ("mLSTM", 130, None),  # chunks of 64, and a third mostly filled
         ("Mamba2", 48, 16),
@@ -150,6 +160,25 @@ def test_the_kernel_says_why_it_declines():
     unrolled(sequences())
     passed = dict(keras_rnnx.explain(unrolled).passed_over)
     assert passed["chunkwise"] == "unroll=True asks for the unrolled loop"
+
+
+def test_the_loop_infers_a_decay_per_key_where_it_is_faster(monkeypatch):
+    monkeypatch.setattr(chunkwise, "loop_is_faster", LOOP_IS_FASTER)
+    x = sequences()
+    gla, mlstm = keras_rnnx.GLA(2, 4), keras_rnnx.mLSTM(2, 4)
+    gla(x), mlstm(x)
+    if BACKEND == "jax" and __import__("jax").default_backend() == "cpu":
+        # Inference by the loop, and why.
+        assert keras_rnnx.explain(gla).kernel_name == "reference"
+        passed = dict(keras_rnnx.explain(gla).passed_over)
+        assert passed["chunkwise"] == (
+            "on JAX's CPU the compiled step loop infers a decay per key dimension faster"
+        )
+    else:
+        assert keras_rnnx.explain(gla).kernel_name == "chunkwise"
+    assert keras_rnnx.explain(mlstm).kernel_name == "chunkwise"  # a decay per head
+    gla(x, training=True)  # a train step: the chunks, everywhere
+    assert keras_rnnx.explain(gla).kernel_name == "chunkwise"
 
 
 def test_a_users_matrix_cell_runs_the_kernel():

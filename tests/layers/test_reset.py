@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import keras_rnnx
-from keras_rnnx.kernels import scan
+from keras_rnnx.kernels import chunkwise, scan
 from keras_rnnx.kernels.reference import REFERENCE
 from tests.helpers.backend_utils import BACKEND, on_gpu, to_numpy
 from tests.helpers.custom_cells import MinimalCell
@@ -189,6 +189,7 @@ def test_every_kernel_that_runs_resets_agrees_with_the_reference_loop(
     # One meaning of a reset, at the first step too: a row restarts from the
     # restart states whatever it was given or carried.
     monkeypatch.setattr(scan, "loop_is_faster", lambda: None)  # the scan runs here too
+    monkeypatch.setattr(chunkwise, "loop_is_faster", lambda call: None)  # and the chunks
     rnn = {**LAYERS, **MATRIX_LAYERS}[layer](return_sequences=True, stateful=given == "stateful")
     x, mask = sequences(6, (BATCH, STEPS, 5)), make_mask(mask_kind, BATCH, STEPS)
     rnn(x)  # built; a stateful layer now carries states that are not zeros
