@@ -69,7 +69,10 @@ def test_keras_file_round_trip(tmp_path):
 def test_models_saved_under_every_backend_load_here(saved_under):
     loaded = keras.saving.load_model(os.path.join(DATA, f"model_{saved_under}.keras"))
     recorded = np.load(os.path.join(DATA, f"model_{saved_under}.npz"))
-    np.testing.assert_allclose(loaded.predict(recorded["x"], verbose=0), recorded["y"], atol=1e-5)
+    # Recorded by another backend's kernels (JAX's CPU infers GLA by the loop,
+    # the others by chunks): float32's rounding, relative to the outputs.
+    got = loaded.predict(recorded["x"], verbose=0)
+    np.testing.assert_allclose(got, recorded["y"], rtol=1e-5, atol=1e-5)
 
 
 def _twin_models(rnnx, layers):
