@@ -95,6 +95,37 @@ def rms_norm(o: Tensor, scale: Tensor, epsilon: float = NORM_EPSILON) -> Tensor:
     return o * ops.rsqrt(ops.mean(ops.square(o), axis=-1, keepdims=True) + epsilon) * scale
 
 
+def build_gated_norm(cell: Any, features: int) -> None:
+    """The weights of `gated_norm` that `cell`'s `output_gate` and
+    `normalize` options ask for."""
+    width = cell.heads * cell.value_dim
+    if cell.output_gate:
+        cell.output_gate_kernel = cell.add_weight(
+            shape=(features, width),
+            name="output_gate_kernel",
+            initializer=cell.kernel_initializer,
+        )
+        cell.output_gate_bias = cell.add_weight(
+            shape=(width,), name="output_gate_bias", initializer="zeros"
+        )
+    if cell.normalize:
+        cell.norm_scale = cell.add_weight(
+            shape=(cell.value_dim,), name="norm_scale", initializer="ones"
+        )
+
+
+def gated_norm(cell: Any, o: Tensor, inputs: Tensor, activation: Any) -> Tensor:
+    """The readout of GLA's and xLSTM's blocks: each head's `o` RMS-normalised
+    (`normalize`), the heads side by side, gated by `activation(x W + b)`
+    (`output_gate`)."""
+    if cell.normalize:
+        o = rms_norm(o, cell.norm_scale)
+    y = merge_heads(o)
+    if cell.output_gate:
+        y = y * activation(ops.matmul(inputs, cell.output_gate_kernel) + cell.output_gate_bias)
+    return y
+
+
 def _read(q: Tensor, state: Tensor) -> Tensor:
     """`Sᵀ q` per head, as a sum of products (which promote mixed dtypes, as
     Keras's cells' ops do; an einsum on torch does not)."""

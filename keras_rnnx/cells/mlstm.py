@@ -12,8 +12,8 @@ from keras import ops
 from keras_rnnx.cells.matrix import (
     MatrixGates,
     MatrixRecurrentCell,
-    merge_heads,
-    rms_norm,
+    build_gated_norm,
+    gated_norm,
     split_heads,
 )
 from keras_rnnx.cells.registry import register_cell
@@ -130,19 +130,7 @@ class mLSTMCell(MatrixRecurrentCell):  # noqa: N801  (the paper's name)
             name="gate_bias",
             initializer=lambda shape, dtype=None: ops.cast(bias, dtype),
         )
-        if self.output_gate:
-            self.output_gate_kernel = self.add_weight(
-                shape=(features, heads * self.value_dim),
-                name="output_gate_kernel",
-                initializer=self.kernel_initializer,
-            )
-            self.output_gate_bias = self.add_weight(
-                shape=(heads * self.value_dim,), name="output_gate_bias", initializer="zeros"
-            )
-        if self.normalize:
-            self.norm_scale = self.add_weight(
-                shape=(self.value_dim,), name="norm_scale", initializer="ones"
-            )
+        build_gated_norm(self, features)
 
     def gates(self, inputs: Structure) -> MatrixGates:
         heads, key_dim = self.heads, self.key_dim
@@ -161,9 +149,4 @@ class mLSTMCell(MatrixRecurrentCell):  # noqa: N801  (the paper's name)
         )
 
     def readout(self, o: Tensor, inputs: Structure) -> Tensor:
-        if self.normalize:
-            o = rms_norm(o, self.norm_scale)
-        y = merge_heads(o)
-        if self.output_gate:
-            y = y * ops.sigmoid(ops.matmul(inputs, self.output_gate_kernel) + self.output_gate_bias)
-        return y
+        return gated_norm(self, o, inputs, ops.sigmoid)
