@@ -30,6 +30,21 @@ def _fresh_keras():
     keras.backend.clear_session(free_memory=False)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _jax_programs_of_this_module():
+    """On JAX, the programs a test module compiled are freed after it.
+
+    Each holds memory maps of its own (about 30 for a small loop), and a
+    worker of the whole suite compiles thousands: past the kernel's
+    `vm.max_map_count` (65530), XLA's next compile segfaults. (Per test, the
+    suite took twice as long: every eager op compiles again.)"""
+    yield
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.clear_caches()
+
+
 def _full_float32_on_gpus():
     """Parity is asserted to 1e-5, so GPUs must not round float32 to TF32."""
     if keras.backend.backend() == "torch":
