@@ -119,16 +119,10 @@ def _chunkwise(
     normalized = log_input is not None
     # Ints, also where a trace records shapes as tensors (torch's, for an export).
     steps, heads, value_dim = (int(d) for d in (query.shape[1], query.shape[2], value.shape[-1]))
+    if restart_states is not None:
+        restart_states = [ops.cast(s, wide) for s in restart_states]
     if normalized:
         log_input = ops.cast(log_input, wide)
-        # The normaliser is one more column of values, all ones.
-        value = ops.concatenate([value, ops.ones_like(value[..., :1])], axis=-1)
-        states = [ops.concatenate([states[0], states[1][..., None]], axis=-1), states[2]]
-        if restart_states is not None:
-            c, n, m = (ops.cast(s, wide) for s in restart_states)
-            restart_states = [ops.concatenate([c, n[..., None]], axis=-1), m]
-    elif restart_states is not None:
-        restart_states = [ops.cast(s, wide) for s in restart_states]
 
     if mask is not None:
         valid = broadcast_flags(mask, query)
@@ -143,10 +137,16 @@ def _chunkwise(
     padding = chunks * length - steps
 
     def chunked(x, fill=0.0):
+        """`(batch, heads, chunks, L, ...)` from `(batch, time, heads, ...)`
+        (or `(batch, chunks, L)` from `(batch, time)`): head-major, so that
+        every product below is a batched matmul with no copy of its operands."""
         if padding:
             pad = ops.full_like(x[:, :1], fill)
             x = ops.concatenate([x, ops.repeat(pad, padding, axis=1)], axis=1)
-        return ops.reshape(x, (-1, chunks, length, *x.shape[2:]))
+        if len(x.shape) == 2:
+            return ops.reshape(x, (-1, chunks, length))
+        x = ops.swapaxes(x, 1, 2)
+        return ops.reshape(x, (-1, heads, chunks, length, *x.shape[3:]))
 
     q, v, g = chunked(query), chunked(value), chunked(log_decay)
     # Padded steps are masked steps: no key (or no input) and no decay.
@@ -154,23 +154,21 @@ def _chunkwise(
     i = None if log_input is None else chunked(log_input, LOG_ZERO)
     segments = _Segments(length, None if reset is None else chunked(reset, False))
 
-    F = ops.cumsum(g, axis=2)  # (batch, chunks, L, heads, 1 or key_dim)
+    F = ops.cumsum(g, axis=3)  # (batch, heads, chunks, L, 1 or key_dim)
     G = F - segments.base(F - g)  # log decay since each step's segment began
     restart = restart_states is not None and reset is not None
 
     if normalized:
-        o, m_t, (c, m) = _normalized(
+        o, n, m_t, final = _normalized(
             q, k, v, F, G, i, states, segments, restart_states if restart else None
         )
-        numerator, denominator = o[..., :value_dim], o[..., value_dim:]
-        o = numerator / (ops.maximum(ops.abs(denominator), ops.exp(-m_t)) + EPSILON)
-        final = [c[..., :value_dim], c[..., value_dim], m]
+        o = o / (ops.maximum(ops.abs(n), ops.exp(-m_t)) + EPSILON)
     else:
         o, final = _plain(
             q, k, v, F, G, states[0], segments, restart_states[0] if restart else None
         )
         final = [final]
-    o = ops.reshape(o, (-1, chunks * length, heads, value_dim))
+    o = ops.swapaxes(ops.reshape(o, (-1, heads, chunks * length, value_dim)), 1, 2)
     if padding:
         o = o[:, :steps]
     return ops.cast(o, dtype), [ops.cast(s, dtype) for s in final]
@@ -180,21 +178,23 @@ class _Segments:
     """Where each step's segment of its chunk began: at the chunk's start, or
     at a reset in the chunk. A step reads writes of its own segment only, and
     the state before the chunk only if its segment began with the chunk
-    (`opened`)."""
+    (`opened`). Flags are `(batch, 1, chunks, L, ...)`: the same for every
+    head."""
 
     def __init__(self, length: int, reset: Tensor | None):
         steps = ops.arange(length)
         self.causal = steps[None, :] <= steps[:, None]  # (L, L): j <= t
         self.reset = reset
         if reset is None:
-            self.same = self.causal[None, None]  # (1, 1, L, L)
+            self.same = self.causal[None, None, None]  # (1, 1, 1, L, L)
             self.opened = self.index = None
             return
+        self.reset = reset = ops.expand_dims(reset, 1)  # (batch, 1, chunks, L)
         # Each step's segment, counted from the chunk's start.
-        self.index = index = ops.cumsum(ops.cast(reset, "int32"), axis=2)  # (batch, chunks, L)
+        self.index = index = ops.cumsum(ops.cast(reset, "int32"), axis=3)
         self.same = ops.logical_and(
             self.causal, ops.equal(index[..., :, None], index[..., None, :])
-        )  # (batch, chunks, L, L)
+        )  # (batch, 1, chunks, L, L)
         self.opened = ops.equal(index, 0)
 
     def base(self, before: Tensor) -> Tensor:
@@ -203,17 +203,29 @@ class _Segments:
         if self.reset is None:
             return ops.zeros_like(before)
         starts = ops.logical_and(self.same, self.reset[..., None, :])
-        return ops.einsum("bntj,bnjhg->bnthg", ops.cast(starts, before.dtype), before)
+        return ops.matmul(ops.cast(starts, before.dtype), before)
 
     def pick(self, opened: Tensor, restarted: Tensor) -> Tensor:
         """`opened` where a step's segment began with the chunk, else
-        `restarted` (time on axis 2)."""
+        `restarted` (time on axis 3)."""
         if self.opened is None:
             return opened
         flags = self.opened
-        for _ in range(len(opened.shape) - 3):
+        for _ in range(len(opened.shape) - 4):
             flags = ops.expand_dims(flags, -1)
         return ops.where(flags, opened, restarted)
+
+
+def _by_chunk(recurrence: Recurrence, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    """`recurrence`'s states over the chunks (axis 2 of `(batch, heads,
+    chunks, ...)`), each head a row of its own."""
+    heads, chunks = int(b.shape[1]), int(b.shape[2])
+
+    def rows(x):
+        return ops.reshape(x, (-1, *x.shape[2:]))
+
+    after = recurrence.states(rows(a), rows(b), rows(h0))
+    return ops.reshape(after, (-1, heads, chunks, *b.shape[3:]))
 
 
 def _chunk_states(a: Tensor, b: Tensor, s0: Tensor, segments: _Segments, restart: Tensor | None):
@@ -222,78 +234,87 @@ def _chunk_states(a: Tensor, b: Tensor, s0: Tensor, segments: _Segments, restart
     instead (`b` then holds `a restart`)."""
     opened = segments.opened  # a restart comes with resets, so with segments
     if restart is not None and opened is not None:
-        ended_opened = opened[:, :, -1]
-        for _ in range(len(b.shape) - 2):
+        ended_opened = opened[..., -1]
+        for _ in range(len(b.shape) - 3):
             ended_opened = ops.expand_dims(ended_opened, -1)
-        b = b + ops.where(ended_opened, ops.zeros_like(b), a * ops.expand_dims(restart, 1))
+        b = b + ops.where(ended_opened, ops.zeros_like(b), a * ops.expand_dims(restart, 2))
         a = ops.where(ended_opened, a, ops.zeros_like(a))
-    after = _LINEAR.states(a, b, s0)
-    before = ops.concatenate([ops.expand_dims(s0, 1), after[:, :-1]], axis=1)
-    return before, after[:, -1]
+    after = _by_chunk(_LINEAR, a, b, s0)
+    before = ops.concatenate([ops.expand_dims(s0, 2), after[:, :, :-1]], axis=2)
+    return before, after[:, :, -1]
 
 
 def _read_states(q: Tensor, s_in: Tensor, segments: _Segments, restart: Tensor | None):
     """`q_tᵀ S` for each step's starting state: the chunk's or the restart
     states."""
-    opened = ops.einsum("bnthk,bnhkv->bnthv", q, s_in)
+    opened = ops.matmul(q, s_in)
     if restart is None:
         return opened
-    return segments.pick(opened, ops.einsum("bnthk,bhkv->bnthv", q, restart))
+    return segments.pick(opened, ops.matmul(q, ops.expand_dims(restart, 2)))
+
+
+def _writes(k: Tensor, v: Tensor) -> Tensor:
+    """`Σ_j k_j v_jᵀ` over a chunk: `(batch, heads, chunks, key_dim, value_dim)`."""
+    return ops.einsum("bhnjk,bhnjv->bhnkv", k, v)
+
+
+def _scores(q: Tensor, k: Tensor) -> Tensor:
+    """`q_t · k_j` within each chunk: `(batch, heads, chunks, L, L)`."""
+    return ops.einsum("bhntk,bhnjk->bhntj", q, k)
 
 
 def _plain(q, k, v, F, G, s0, segments, restart):
     """The unnormalized form: outputs and the final state."""
     decays = int(F.shape[-1])
-    last = F[:, :, -1:]
+    last = F[..., -1:, :]
     # The chunk's writes, decayed to its end; only the last segment's count.
     weight = ops.exp(last - F)
     if segments.reset is not None:
-        same = ops.cast(segments.same[:, :, -1], F.dtype)[..., None, None]
-        weight = weight * same
-    writes = ops.einsum("bnjhk,bnjhv->bnhkv", k * weight, v)
+        weight = weight * ops.cast(segments.same[..., -1, :], F.dtype)[..., None]
     # `a` broadcasts over values, and over keys for a decay per head.
-    a = ops.exp(G[:, :, -1])[..., None]  # (batch, chunks, heads, 1 or key_dim, 1)
-    s_in, final = _chunk_states(a, writes, s0, segments, restart)
+    a = ops.exp(G[..., -1, :])[..., None]  # (batch, heads, chunks, 1 or key_dim, 1)
+    s_in, final = _chunk_states(a, _writes(k * weight, v), s0, segments, restart)
 
     if decays == 1:
-        scores = _scores_per_head(q, k, F)
-        scores = ops.where(segments.same[:, :, None], scores, ops.zeros_like(scores))
-        within = ops.einsum("bnhtj,bnjhv->bnthv", scores, v)
+        scores = _scores(q, k) * _decay_per_head(F)
+        scores = ops.where(segments.same, scores, ops.zeros_like(scores))
+        within = ops.matmul(scores, v)
     else:
         within = _within_per_key(q, k, v, F, segments)
     return within + _read_states(q * ops.exp(G), s_in, segments, restart), final
 
 
-def _scores_per_head(q, k, F):
-    """`(q_t · k_j) exp(F_t - F_j)` for `j <= t` (else 0), a decay per head:
-    `(batch, chunks, heads, L, L)`."""
-    f = ops.transpose(F[..., 0], (0, 1, 3, 2))  # (batch, chunks, heads, L)
+def _decay_per_head(F):
+    """`exp(F_t - F_j)` for `j <= t` (else 0), a decay per head:
+    `(batch, heads, chunks, L, L)`."""
+    f = F[..., 0]
     log = f[..., :, None] - f[..., None, :]
     length = int(f.shape[-1])
     causal = ops.arange(length)[None, :] <= ops.arange(length)[:, None]
-    decay = ops.exp(ops.where(causal, log, ops.full_like(log, LOG_ZERO)))
-    return ops.einsum("bnthk,bnjhk->bnhtj", q, k) * decay
+    return ops.exp(ops.where(causal, log, ops.full_like(log, LOG_ZERO)))
 
 
 def _within_per_key(q, k, v, F, segments: _Segments):
-    """`Σ_{j<=t} (Σ_d q_td k_jd exp(F_td - F_jd)) v_j` over each step's
-    segment, a decay per key dimension, exactly: `(q_t · k_t) v_t` on the
+    """`Σ_{j<=t} (q_t ⊙ exp(F_t - F_j))ᵀ k_j v_j` within each chunk (or
+    segment), a decay per key dimension, exactly: `(q_t · k_t) v_t` on the
     diagonal, and the rest by halves (`_halves`). The chunk is filled to a
     power of two steps."""
-    length = int(q.shape[2])
+    length = int(q.shape[3])
     size = 2 ** math.ceil(math.log2(max(length, 1)))
     index = segments.index
+    if index is not None:
+        index = ops.repeat(index, int(q.shape[1]), axis=1)  # one row per head
     if size != length:
-        fill = size - length
-        q, k, v = (ops.pad(t, [(0, 0), (0, 0), (0, fill), (0, 0), (0, 0)]) for t in (q, k, v))
-        F = ops.concatenate([F, ops.repeat(F[:, :, -1:], fill, axis=2)], axis=2)
-        index = None if index is None else ops.pad(index, [(0, 0), (0, 0), (0, fill)])
+        fill = [(0, 0), (0, 0), (0, 0), (0, size - length), (0, 0)]
+        q, k, v = (ops.pad(t, fill) for t in (q, k, v))
+        F = ops.concatenate([F, ops.repeat(F[..., -1:, :], size - length, axis=3)], axis=3)
+        index = None if index is None else ops.pad(index, fill[:4])
     o = ops.sum(q * k, axis=-1, keepdims=True) * v
     half = size // 2
     while half >= 1:
         o = o + _halves(q, k, v, F, index, half)
         half //= 2
-    return o[:, :, :length]
+    return o if size == length else o[..., :length, :]
 
 
 def _halves(q, k, v, F, index, half: int):
@@ -302,14 +323,14 @@ def _halves(q, k, v, F, index, half: int):
     from the last step `e` of the first half: `(q_t ⊙ exp(F_t - F_e))ᵀ (k_j ⊙
     exp(F_e - F_j))`, both at most 1 (`j <= e < t`), so none overflows, and
     every pair of halves is one product of `half x half` scores, none wasted."""
-    chunks, size, heads, key_dim = (int(d) for d in q.shape[1:])
-    value_dim = int(v.shape[-1])
+    shape = (-1, *v.shape[1:])
 
-    # One leading axis for (batch, chunks, blocks): XLA's CPU compiler crashes
-    # on the gradients of einsums of higher rank (jaxlib 0.10.2).
+    # One leading axis for (batch, heads, chunks, blocks): XLA's CPU compiler
+    # crashes on the gradients of einsums of higher rank (jaxlib 0.10.2).
+    # `unstack`, not slices: TensorFlow's gradient of a slice is a full-size
+    # copy of its own (StridedSliceGrad: 2/3 of a GLA train step).
     def halves(x):
-        x = ops.reshape(x, (-1, 2, half, *x.shape[3:]))
-        return x[:, 0], x[:, 1]
+        return ops.unstack(ops.reshape(x, (-1, 2, half, *x.shape[4:])), axis=1)
 
     F_first, F_second = halves(F)
     end = F_first[:, -1:]
@@ -317,64 +338,66 @@ def _halves(q, k, v, F, index, half: int):
     k = halves(k)[0] * ops.exp(end - F_first)
     v = halves(v)[0]
     if half <= SMALL_HALF:
-        # (x, t, j, heads): products too small for a matmul to pay (torch's
-        # CPU matmul loops over a batch of them).
+        # (x, t, j): products too small for a matmul to pay (torch's CPU
+        # matmul loops over a batch of them).
         scores = ops.sum(q[:, :, None] * k[:, None], axis=-1)
     else:
-        scores = ops.einsum("xthd,xjhd->xtjh", q, k)
+        scores = ops.einsum("xtd,xjd->xtj", q, k)
     if index is not None:
         first, second = halves(index)
         same = ops.equal(second[:, :, None], first[:, None, :])
-        scores = ops.where(same[..., None], scores, ops.zeros_like(scores))
+        scores = ops.where(same, scores, ops.zeros_like(scores))
     if half <= SMALL_HALF:
         o = ops.sum(scores[..., None] * v[:, None], axis=2)
     else:
-        o = ops.einsum("xtjh,xjhv->xthv", scores, v)
+        o = ops.matmul(scores, v)
     o = ops.stack([ops.zeros_like(o), o], axis=1)
-    return ops.reshape(o, (-1, chunks, size, heads, value_dim))
+    return ops.reshape(o, shape)
 
 
 def _normalized(q, k, v, F, G, i, states, segments, restart):
-    """The mLSTM form (a decay per head): `o` with its last value column the
-    normaliser's `n_tᵀ q_t`, the stabiliser `m_t` `(batch, chunks, L, heads,
-    1)`, and the final `[C | n, m]`."""
-    c0, m0 = states
-    f, g_since, log_in = (ops.transpose(t[..., 0], (0, 1, 3, 2)) for t in (F, G, i))
-    same = segments.same[:, :, None]
-    # The log weight of step j's write at step t: (batch, chunks, heads, L, L).
+    """The mLSTM form (a decay per head): `o`, the normaliser's `n_tᵀ q_t`
+    and the stabiliser `m_t` (both `(batch, heads, chunks, L, 1)`), and the
+    final `[C, n, m]`. The normaliser is a matrix state of one value column,
+    all ones, kept apart from `C` (sliced from it, its gradient cost
+    TensorFlow two full-size copies)."""
+    c0, n0, m0 = states
+    f, g_since, log_in = F[..., 0], G[..., 0], i[..., 0]  # (batch, heads, chunks, L)
+    # The log weight of step j's write at step t: (batch, heads, chunks, L, L).
     pair = f[..., :, None] - f[..., None, :] + log_in[..., None, :]
-    pair = ops.where(same, pair, ops.full_like(pair, 2 * LOG_ZERO))
+    pair = ops.where(segments.same, pair, ops.full_like(pair, 2 * LOG_ZERO))
     # `amax`: Keras's torch `max` reads its result's `.values`, which Dynamo
     # cannot trace in a full graph.
-    local = ops.amax(pair, axis=-1)  # (batch, chunks, heads, L)
+    local = ops.amax(pair, axis=-1)  # (batch, heads, chunks, L)
 
     # The stabiliser at the chunks' ends, then at every step.
     a_m, b_m = g_since[..., -1], local[..., -1]
-    m_base = None
     if restart is not None:
-        m_restart = restart[1][:, None]  # (batch, 1, heads)
-        ended_opened = segments.opened[:, :, -1, None]
+        m_restart = restart[2][..., None]  # (batch, heads, 1)
+        ended_opened = segments.opened[..., -1]
         b_m = ops.where(ended_opened, b_m, ops.maximum(b_m, m_restart + a_m))
         a_m = ops.where(ended_opened, a_m, ops.full_like(a_m, LOG_ZERO))
-    m_after = _MAX_PLUS.states(a_m, b_m, m0)
-    m_base = ops.concatenate([ops.expand_dims(m0, 1), m_after[:, :-1]], axis=1)[..., None]
+    m_after = _by_chunk(_MAX_PLUS, a_m, b_m, m0)
+    m_base = ops.concatenate([ops.expand_dims(m0, 2), m_after[..., :-1]], axis=2)[..., None]
     if restart is not None:
-        opened = ops.expand_dims(segments.opened, 2)
-        m_base = ops.where(opened, m_base, m_restart[..., None])
+        m_base = ops.where(segments.opened, m_base, m_restart[..., None])
     m_t = ops.maximum(local, m_base + g_since)
 
     # Every weight relative to the stabiliser of the step that reads it.
     weights = ops.exp(pair - m_t[..., None])
-    carried = ops.exp(m_base + g_since - m_t)  # the starting state's factor
-    writes = ops.einsum("bnhj,bnjhk,bnjhv->bnhkv", weights[..., -1, :], k, v)
-    restart_c = None if restart is None else restart[0]
-    c_in, c_final = _chunk_states(carried[..., -1, None, None], writes, c0, segments, restart_c)
-    scores = ops.einsum("bnthk,bnjhk->bnhtj", q, k) * weights
-    within = ops.einsum("bnhtj,bnjhv->bnthv", scores, v)
-    carried = ops.expand_dims(ops.transpose(carried, (0, 1, 3, 2)), -1)
-    o = within + _read_states(q * carried, c_in, segments, restart_c)
-    m_t = ops.expand_dims(ops.transpose(m_t, (0, 1, 3, 2)), -1)
-    return o, m_t, [c_final, m_after[:, -1]]
+    carried = ops.exp(m_base + g_since - m_t)[..., None]  # the starting state's factor
+    scores = _scores(q, k) * weights
+    k = k * weights[..., -1, :, None]  # each write, decayed to the chunk's end
+    q = q * carried
+    restart_c, restart_n = (None, None) if restart is None else (restart[0], restart[1][..., None])
+    a = carried[..., -1, :, None]
+    c_in, c_final = _chunk_states(a, _writes(k, v), c0, segments, restart_c)
+    n_in, n_final = _chunk_states(
+        a, ops.sum(k, axis=3)[..., None], n0[..., None], segments, restart_n
+    )
+    o = ops.matmul(scores, v) + _read_states(q, c_in, segments, restart_c)
+    n = ops.sum(scores, axis=-1, keepdims=True) + _read_states(q, n_in, segments, restart_n)
+    return o, n, m_t[..., None], [c_final, n_final[..., 0], m_after[..., -1]]
 
 
 def _records_length(call: RecurrentCall) -> bool:
