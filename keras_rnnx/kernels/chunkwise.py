@@ -216,16 +216,19 @@ class _Segments:
         return ops.where(flags, opened, restarted)
 
 
-def _by_chunk(recurrence: Recurrence, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
-    """`recurrence`'s states over the chunks (axis 2 of `(batch, heads,
-    chunks, ...)`), each head a row of its own."""
+def _by_chunk(recurrence: Recurrence, a: Tensor, b: Tensor, h0: Tensor):
+    """`recurrence`'s state before each chunk (axis 2 of `(batch, heads,
+    chunks, ...)`) and after the last, each head a row of its own."""
     heads, chunks = int(b.shape[1]), int(b.shape[2])
 
     def rows(x):
         return ops.reshape(x, (-1, *x.shape[2:]))
 
-    after = recurrence.states(rows(a), rows(b), rows(h0))
-    return ops.reshape(after, (-1, heads, chunks, *b.shape[3:]))
+    before, last = recurrence.states_before(rows(a), rows(b), rows(h0))
+    return (
+        ops.reshape(before, (-1, heads, chunks, *b.shape[3:])),
+        ops.reshape(last, (-1, heads, *b.shape[3:])),
+    )
 
 
 def _chunk_states(a: Tensor, b: Tensor, s0: Tensor, segments: _Segments, restart: Tensor | None):
@@ -239,9 +242,7 @@ def _chunk_states(a: Tensor, b: Tensor, s0: Tensor, segments: _Segments, restart
             ended_opened = ops.expand_dims(ended_opened, -1)
         b = b + ops.where(ended_opened, ops.zeros_like(b), a * ops.expand_dims(restart, 2))
         a = ops.where(ended_opened, a, ops.zeros_like(a))
-    after = _by_chunk(_LINEAR, a, b, s0)
-    before = ops.concatenate([ops.expand_dims(s0, 2), after[:, :, :-1]], axis=2)
-    return before, after[:, :, -1]
+    return _by_chunk(_LINEAR, a, b, s0)
 
 
 def _read_states(q: Tensor, s_in: Tensor, segments: _Segments, restart: Tensor | None):
@@ -377,8 +378,8 @@ def _normalized(q, k, v, F, G, i, states, segments, restart):
         ended_opened = segments.opened[..., -1]
         b_m = ops.where(ended_opened, b_m, ops.maximum(b_m, m_restart + a_m))
         a_m = ops.where(ended_opened, a_m, ops.full_like(a_m, LOG_ZERO))
-    m_after = _by_chunk(_MAX_PLUS, a_m, b_m, m0)
-    m_base = ops.concatenate([ops.expand_dims(m0, 2), m_after[..., :-1]], axis=2)[..., None]
+    m_base, m_final = _by_chunk(_MAX_PLUS, a_m, b_m, m0)
+    m_base = m_base[..., None]
     if restart is not None:
         m_base = ops.where(segments.opened, m_base, m_restart[..., None])
     m_t = ops.maximum(local, m_base + g_since)
@@ -397,7 +398,7 @@ def _normalized(q, k, v, F, G, i, states, segments, restart):
     )
     o = ops.matmul(scores, v) + _read_states(q, c_in, segments, restart_c)
     n = ops.sum(scores, axis=-1, keepdims=True) + _read_states(q, n_in, segments, restart_n)
-    return o, n, m_t[..., None], [c_final, n_final[..., 0], m_after[..., -1]]
+    return o, n, m_t[..., None], [c_final, n_final[..., 0], m_final]
 
 
 def _records_length(call: RecurrentCall) -> bool:

@@ -306,6 +306,17 @@ class Recurrence:
         # odd-even scan in keras.ops did on both (4096 steps).
         return self._chunked(a, b, h0)
 
+    def states_before(self, a: Tensor, b: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+        """The state before each step (time on axis 1), from `h0`, and the
+        state after the last: by slices of `states` where the backend scans
+        (JAX's), else stacked step by step (TensorFlow's gradient of a slice
+        is a full-size copy of its own; JAX's of each of `T` pieces is one)."""
+        after = self.states(a, b, h0)
+        if traits().associative_scan:
+            return ops.concatenate([ops.expand_dims(h0, 1), after[:, :-1]], axis=1), after[:, -1]
+        after = ops.unstack(after, axis=1)
+        return ops.stack([h0, *after[:-1]], axis=1), after[-1]
+
     def log_states(self, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
         """`h_t` of a recurrence given as `(log a, log b)` (a `log()`
         recurrence), from a real `h0`: `h_t = exp(Σ log a) h0 + exp(log B_t)`,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 
+import keras
 import numpy as np
 import pytest
 
@@ -209,3 +210,22 @@ def test_chunk_length_by_shape():
     assert chunkwise.chunk_length(37, None) == 48
     assert chunkwise.chunk_length(4096, None) == chunkwise.CHUNK
     assert chunkwise.chunk_length(4096, 100) == 100
+
+
+@pytest.mark.parametrize("steps", (1, 5, 130))
+def test_the_states_before_each_step_are_the_recurrences(steps):
+    """`Recurrence.states_before`, which carries the states across chunks:
+    `h0`, then each step's state but the last, which comes apart (steps past
+    `sequence.CHUNK` go by chunks of steps on torch and TensorFlow)."""
+    from keras_rnnx.kernels.sequence import Recurrence
+
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(0.5, 1.0, (2, 2, steps, 3)).astype("float32")
+    h0 = rng.normal(size=(2, 3)).astype("float32")
+    h, want = h0, []
+    for t in range(steps):
+        want.append(h)
+        h = a[:, t] * h + b[:, t]
+    a, b, h0 = (keras.ops.convert_to_tensor(x) for x in (a, b, h0))
+    before, last = Recurrence.linear(keras.ops.multiply).states_before(a, b, h0)
+    assert_all_close([to_numpy(before), to_numpy(last)], [np.stack(want, 1), h], "the states")
