@@ -210,10 +210,7 @@ class _Segments:
         `restarted` (time on axis 3)."""
         if self.opened is None:
             return opened
-        flags = self.opened
-        for _ in range(len(opened.shape) - 4):
-            flags = ops.expand_dims(flags, -1)
-        return ops.where(flags, opened, restarted)
+        return ops.where(broadcast_flags(self.opened, opened), opened, restarted)
 
 
 def _by_chunk(recurrence: Recurrence, a: Tensor, b: Tensor, h0: Tensor):
@@ -237,9 +234,7 @@ def _chunk_states(a: Tensor, b: Tensor, s0: Tensor, segments: _Segments, restart
     instead (`b` then holds `a restart`)."""
     opened = segments.opened  # a restart comes with resets, so with segments
     if restart is not None and opened is not None:
-        ended_opened = opened[..., -1]
-        for _ in range(len(b.shape) - 3):
-            ended_opened = ops.expand_dims(ended_opened, -1)
+        ended_opened = broadcast_flags(opened[..., -1], b)
         b = b + ops.where(ended_opened, ops.zeros_like(b), a * ops.expand_dims(restart, 2))
         a = ops.where(ended_opened, a, ops.zeros_like(a))
     return _by_chunk(_LINEAR, a, b, s0)

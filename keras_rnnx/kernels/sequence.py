@@ -88,8 +88,9 @@ def resets_in_processing_order(reset: Tensor | None, go_backwards: bool) -> Tens
 
 
 def broadcast_flags(flags: Tensor, like: Tensor) -> Tensor:
-    """`(batch,)` or `(batch, time)` flags shaped to broadcast against `like`
-    (by new axes, not a reshape: the batch may be unknown when traced)."""
+    """Flags over the leading axes of `like` (`(batch,)`, `(batch, time)`, ...)
+    shaped to broadcast against it (by new axes, not a reshape: the batch may
+    be unknown when traced)."""
     for _ in range(len(like.shape) - len(flags.shape)):
         flags = ops.expand_dims(flags, -1)
     return flags
