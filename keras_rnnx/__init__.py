@@ -6,6 +6,7 @@ PyTorch and JAX backends.
 
 from keras_rnnx import ops
 from keras_rnnx.cells.conv_lstm import ConvLSTMCell
+from keras_rnnx.cells.delta import DeltaGates, DeltaNetCell, DeltaRuleCell, GatedDeltaNetCell
 from keras_rnnx.cells.gla import GLACell
 from keras_rnnx.cells.gru import GRUCell
 from keras_rnnx.cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
@@ -39,7 +40,7 @@ from keras_rnnx.layers.gru import GRU
 from keras_rnnx.layers.layer_norm import LayerNormGRU, LayerNormLSTM
 from keras_rnnx.layers.linear_rnn import LRU, MinGRU, MinLSTM
 from keras_rnnx.layers.lstm import LSTM
-from keras_rnnx.layers.matrix_rnn import GLA, Mamba2, mLSTM
+from keras_rnnx.layers.matrix_rnn import GLA, DeltaNet, GatedDeltaNet, Mamba2, mLSTM
 from keras_rnnx.layers.rnn import RNN
 from keras_rnnx.layers.simple_rnn import SimpleRNN
 from keras_rnnx.patch import patch
@@ -58,9 +59,15 @@ __all__ = [
     "ConvLSTM2D",
     "ConvLSTM3D",
     "ConvLSTMCell",
+    "DeltaGates",
+    "DeltaNet",
+    "DeltaNetCell",
+    "DeltaRuleCell",
     "FusedSpec",
     "GLACell",
     "GRUCell",
+    "GatedDeltaNet",
+    "GatedDeltaNetCell",
     "Kernel",
     "LRUCell",
     "LSTMCell",

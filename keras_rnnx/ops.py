@@ -1,6 +1,7 @@
 """Functional ops for code that owns its projections (keras-hub's style):
-the matrix-state recurrences of `keras_rnnx.MatrixRecurrentCell` on whole
-sequences, by the chunkwise kernel, in `(batch, time, heads, dim)` layout.
+the matrix-state recurrences of `keras_rnnx.MatrixRecurrentCell` and
+`keras_rnnx.DeltaRuleCell` on whole sequences, by the chunkwise kernels, in
+`(batch, time, heads, dim)` layout.
 
 Each is differentiable, runs on every backend and inside `jax.jit`,
 `tf.function` and `torch.compile`, takes a `(batch, time)` boolean `mask`
@@ -14,11 +15,13 @@ import math
 
 from keras import ops
 
+from keras_rnnx.cells.delta import l2_normalize
 from keras_rnnx.cells.mlstm import FORGET_GATES, log_forget
+from keras_rnnx.kernels import delta_rule as delta_kernel
 from keras_rnnx.kernels.chunkwise import chunkwise
 from keras_rnnx.types import Tensor
 
-__all__ = ["gated_linear_attention", "mlstm", "ssd"]
+__all__ = ["delta_rule", "gated_delta_rule", "gated_linear_attention", "mlstm", "ssd"]
 
 
 def _check_rank(name: str, x: Tensor, rank: int, what: str) -> None:
@@ -264,3 +267,145 @@ def ssd(
     if D is not None:
         y = y + x * ops.cast(ops.convert_to_tensor(D), x.dtype)[:, None]
     return _masked(y, mask), state
+
+
+def delta_rule(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    beta: Tensor,
+    initial_state: Tensor | None = None,
+    mask: Tensor | None = None,
+    chunk_size: int | None = None,
+    scale: float | None = None,
+    use_qk_l2norm: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """DeltaNet's delta rule, per head (`keras_rnnx.DeltaNetCell`'s
+    recurrence), as flash-linear-attention's `chunk_delta_rule`:
+
+        S_t = (I - β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ
+        o_t = S_tᵀ (scale q_t)
+
+    Args:
+        query, key: `(batch, time, heads, key_dim)`.
+        value: `(batch, time, heads, value_dim)`.
+        beta: `(batch, time, heads)`, the write strength `β_t` (in (0, 1)
+            after a sigmoid; up to 2 allows negative eigenvalues).
+        initial_state: `(batch, heads, key_dim, value_dim)`, or `None` for
+            zeros.
+        mask: `(batch, time)` booleans, or `None`. A masked step neither
+            decays nor writes (the state passes it unchanged); its output is
+            zeros.
+        chunk_size: steps per chunk, or `None` to choose by shape.
+        scale: the query's scale, default `1 / √key_dim`.
+        use_qk_l2norm: whether to L2-normalise `query` and `key` first
+            (`x / sqrt(|x|² + 1e-6)`, as fla's `use_qk_l2norm_in_kernel`).
+
+    Returns:
+        `(outputs, final_state)`: `(batch, time, heads, value_dim)` and
+        `(batch, heads, key_dim, value_dim)`.
+
+    Raises:
+        ValueError: an argument of the wrong rank.
+
+    Examples:
+        >>> import numpy as np, keras_rnnx
+        >>> q = k = v = np.ones((2, 100, 4, 8), "float32")
+        >>> beta = np.full((2, 100, 4), 0.5, "float32")
+        >>> o, s = keras_rnnx.ops.delta_rule(q, k, v, beta, use_qk_l2norm=True)
+        >>> tuple(o.shape), tuple(s.shape)
+        ((2, 100, 4, 8), (2, 4, 8, 8))
+    """
+    return _delta_rule(
+        query, key, value, None, beta, initial_state, mask, chunk_size, scale, use_qk_l2norm
+    )
+
+
+def gated_delta_rule(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    g: Tensor,
+    beta: Tensor,
+    initial_state: Tensor | None = None,
+    mask: Tensor | None = None,
+    chunk_size: int | None = None,
+    scale: float | None = None,
+    use_qk_l2norm: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Gated DeltaNet's rule, per head (`keras_rnnx.GatedDeltaNetCell`'s
+    recurrence; Qwen3.5's linear attention), as flash-linear-attention's
+    `chunk_gated_delta_rule`:
+
+        S_t = exp(g_t) (I - β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ
+        o_t = S_tᵀ (scale q_t)
+
+    A layer written as keras-hub's `Qwen3_5GatedDeltaNet` gets its rule's
+    outputs from `gated_delta_rule(q, k, v, g, beta, initial_state=state,
+    mask=padding_mask, use_qk_l2norm=True)`, by chunks, and with a padding
+    mask the final state of each row's unpadded steps.
+
+    Args:
+        query, key: `(batch, time, heads, key_dim)`.
+        value: `(batch, time, heads, value_dim)`.
+        g: `(batch, time, heads)`, the log decay `g_t` (at most 0).
+        beta: `(batch, time, heads)`, the write strength `β_t`.
+        initial_state: `(batch, heads, key_dim, value_dim)`, or `None` for
+            zeros.
+        mask: `(batch, time)` booleans, or `None`. A masked step neither
+            decays nor writes (the state passes it unchanged); its output is
+            zeros.
+        chunk_size: steps per chunk, or `None` to choose by shape.
+        scale: the query's scale, default `1 / √key_dim`.
+        use_qk_l2norm: whether to L2-normalise `query` and `key` first
+            (`x / sqrt(|x|² + 1e-6)`, as fla's `use_qk_l2norm_in_kernel`
+            and keras-hub's rule).
+
+    Returns:
+        `(outputs, final_state)`: `(batch, time, heads, value_dim)` and
+        `(batch, heads, key_dim, value_dim)`.
+
+    Raises:
+        ValueError: an argument of the wrong rank.
+
+    Examples:
+        >>> import numpy as np, keras_rnnx
+        >>> q = k = v = np.ones((2, 100, 4, 8), "float32")
+        >>> g = np.full((2, 100, 4), -0.1, "float32")
+        >>> beta = np.full((2, 100, 4), 0.5, "float32")
+        >>> o, s = keras_rnnx.ops.gated_delta_rule(q, k, v, g, beta, use_qk_l2norm=True)
+        >>> tuple(o.shape), tuple(s.shape)
+        ((2, 100, 4, 8), (2, 4, 8, 8))
+    """
+    return _delta_rule(
+        query, key, value, g, beta, initial_state, mask, chunk_size, scale, use_qk_l2norm
+    )
+
+
+def _delta_rule(query, key, value, g, beta, initial_state, mask, chunk_size, scale, l2norm):
+    query, key, value, beta = (ops.convert_to_tensor(t) for t in (query, key, value, beta))
+    for name, x in (("query", query), ("key", key), ("value", value)):
+        _check_rank(name, x, 4, "(batch, time, heads, dim)")
+    gates = [("beta", beta)]
+    if g is not None:
+        g = ops.convert_to_tensor(g)
+        gates.append(("g", g))
+    for name, x in gates:
+        _check_rank(name, x, 3, "(batch, time, heads)")
+    heads, key_dim, value_dim = query.shape[2], query.shape[3], value.shape[3]
+    if l2norm:
+        query, key = l2_normalize(query), l2_normalize(key)
+    scale = 1 / math.sqrt(key_dim) if scale is None else scale
+    if initial_state is None:
+        initial_state = _zeros(query, heads, key_dim, value_dim)
+    outputs, state = delta_kernel.delta_rule(
+        query * scale,
+        key,
+        value,
+        ops.expand_dims(ops.cast(beta, query.dtype), -1),
+        None if g is None else ops.expand_dims(ops.cast(g, query.dtype), -1),
+        ops.convert_to_tensor(initial_state),
+        mask=mask,
+        chunk_size=chunk_size,
+    )
+    return _masked(outputs, mask), state

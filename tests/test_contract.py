@@ -99,6 +99,18 @@ LAYERS = {
         6,
         0,
     ),
+    "DeltaNet": (
+        keras_rnnx.DeltaNet,
+        {"heads": 2, "key_dim": 4, "value_dim": 3, "return_state": True, "chunk_size": 4},
+        4,
+        0,
+    ),
+    "GatedDeltaNet": (
+        keras_rnnx.GatedDeltaNet,
+        {"heads": 2, "key_dim": 4, "go_backwards": True, "return_sequences": True},
+        9,
+        0,
+    ),
     "LayerNormLSTM": (keras_rnnx.LayerNormLSTM, {"units": 3, "dropout": 0.1}, 9, 1),
     "LayerNormGRU": (
         keras_rnnx.LayerNormGRU,
@@ -132,6 +144,18 @@ CELLS = {
     "GLACell": (keras_rnnx.GLACell, {"heads": 2, "key_dim": 4, "output_gate": False}, 5, 0),
     "mLSTMCell": (keras_rnnx.mLSTMCell, {"heads": 2, "key_dim": 4, "forget_gate": "exp"}, 6, 0),
     "Mamba2Cell": (keras_rnnx.Mamba2Cell, {"heads": 2, "head_dim": 3, "gate": False}, 4, 0),
+    "DeltaNetCell": (
+        keras_rnnx.DeltaNetCell,
+        {"heads": 2, "key_dim": 4, "output_gate": True},
+        6,
+        0,
+    ),
+    "GatedDeltaNetCell": (
+        keras_rnnx.GatedDeltaNetCell,
+        {"heads": 2, "key_dim": 4, "normalize": False},
+        8,
+        0,
+    ),
     "LayerNormLSTMCell": (keras_rnnx.LayerNormLSTMCell, {"units": 3}, 9, 1),
     "LayerNormGRUCell": (keras_rnnx.LayerNormGRUCell, {"units": 3}, 7, 1),
 }

@@ -289,7 +289,7 @@ def test_a_cuda_only_kernel_declines_an_export():
 
 @pytest.mark.skipif(BACKEND != "torch", reason="the chunkwise form exports from torch as matmuls")
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="runs ONNX models")
-@pytest.mark.parametrize("layer", ["GLA", "mLSTM", "Mamba2"])
+@pytest.mark.parametrize("layer", ["GLA", "mLSTM", "Mamba2", "GatedDeltaNet"])
 def test_chunkwise_layers_export_to_onnx_with_no_loop(tmp_path, monkeypatch, layer):
     import onnx
     import onnxruntime
@@ -298,6 +298,7 @@ def test_chunkwise_layers_export_to_onnx_with_no_loop(tmp_path, monkeypatch, lay
         "GLA": lambda: keras_rnnx.GLA(2, 3, return_sequences=True),
         "mLSTM": lambda: keras_rnnx.mLSTM(2, 3, chunk_size=4),
         "Mamba2": lambda: keras_rnnx.Mamba2(2, 3, state_dim=4, return_sequences=True),
+        "GatedDeltaNet": lambda: keras_rnnx.GatedDeltaNet(2, 3, chunk_size=4),
     }[layer]
     inputs = keras.Input((9, 4))  # the chunks are laid out for the traced length
     model = keras.Model(inputs, make()(inputs))

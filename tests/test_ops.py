@@ -1,6 +1,7 @@
 """`keras_rnnx.ops`: the functional ops against NumPy step loops of their
 equations, with masks, initial states and gradients; `mlstm` also against
-`mlstm_kernels`' own chunkwise function, on torch."""
+`mlstm_kernels`' own chunkwise function, on torch; the delta rules also
+against keras-hub's Qwen3.5 rule, restated, and over 16384 steps."""
 
 from __future__ import annotations
 
@@ -135,6 +136,92 @@ def test_mlstm_equals_mlstm_kernels_native_chunkwise():
     assert_all_close(got, want, "mLSTM vs mlstm_kernels", TOLERANCE, TOLERANCE)
 
 
+def _numpy_delta_rule(q, k, v, g, beta, S, mask):
+    """`S_t = exp(g_t) (I - β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ`, `o_t =
+    S_tᵀ q_t`; a masked step keeps the state and outputs zeros."""
+    outputs = []
+    for t in range(q.shape[1]):
+        decayed = np.exp(g[:, t])[..., None, None] * S
+        recalled = np.einsum("bhk,bhkv->bhv", k[:, t], decayed)
+        write = beta[:, t, :, None] * (v[:, t] - recalled)
+        new = decayed + k[:, t, :, :, None] * write[:, :, None, :]
+        S = np.where(mask[:, t, None, None, None], new, S)
+        o = np.einsum("bhk,bhkv->bhv", q[:, t], S)
+        outputs.append(np.where(mask[:, t, None, None], o, 0.0))
+    return np.stack(outputs, 1), S
+
+
+def _l2(x):
+    return x / np.sqrt(np.sum(x**2, axis=-1, keepdims=True) + 1e-6)
+
+
+def _delta_inputs(steps=STEPS, batch=BATCH, heads=HEADS, key=KEY, value=VALUE):
+    q, k = _normal(batch, steps, heads, key), _normal(batch, steps, heads, key)
+    v = _normal(batch, steps, heads, value)
+    g = -np.abs(_normal(batch, steps, heads)) * 0.3
+    beta = 1 / (1 + np.exp(-_normal(batch, steps, heads)))
+    return q, k, v, g.astype("float32"), beta.astype("float32")
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_delta_rules_are_their_equations(gated):
+    q, k, v, g, beta = _delta_inputs()
+    s0, mask = _normal(BATCH, HEADS, KEY, VALUE), _mask()
+    if not gated:
+        g = np.zeros_like(g)
+    # Unnormalised keys, their own scale: the options change nothing else.
+    k = _l2(k)
+    kwargs = {"initial_state": s0, "mask": mask, "chunk_size": 16, "scale": 0.5}
+    if gated:
+        o, s = keras_rnnx.ops.gated_delta_rule(q, k, v, g, beta, **kwargs)
+    else:
+        o, s = keras_rnnx.ops.delta_rule(q, k, v, beta, **kwargs)
+    want = _numpy_delta_rule(0.5 * q, k, v, g, beta, s0, mask)
+    assert_all_close([to_numpy(o), to_numpy(s)], want, "delta rule op", TOLERANCE, TOLERANCE)
+
+
+def _keras_hub_rule(q, k, v, g, beta, padding_mask):
+    """keras-hub's `Qwen3_5GatedDeltaNet` rule as its later revision writes it
+    (a step loop that honours the padding mask), restated in NumPy: q and k
+    L2-normalised, q scaled by `1/√key_dim`; a padded step keeps the state,
+    its output is the state read by `q_t`."""
+    q, k = _l2(q) / np.sqrt(q.shape[-1]), _l2(k)
+    S = np.zeros((q.shape[0], q.shape[2], q.shape[3], v.shape[3]))
+    outputs = []
+    for t in range(q.shape[1]):
+        valid = padding_mask[:, t, None, None, None]
+        decayed = np.where(valid, np.exp(g[:, t])[..., None, None] * S, S)
+        delta = beta[:, t, :, None] * (v[:, t] - np.einsum("bhkv,bhk->bhv", decayed, k[:, t]))
+        S = decayed + valid * k[:, t, :, :, None] * delta[:, :, None, :]
+        outputs.append(np.einsum("bhkv,bhk->bhv", S, q[:, t]))
+    return np.stack(outputs, 1), S
+
+
+def test_gated_delta_rule_swaps_in_for_keras_hubs_and_keeps_the_unpadded_state():
+    q, k, v, g, beta = _delta_inputs()
+    mask = np.ones((BATCH, STEPS), bool)
+    mask[1, 30:] = False  # right padding
+    o, s = keras_rnnx.ops.gated_delta_rule(q, k, v, g, beta, mask=mask, use_qk_l2norm=True)
+    want_o, want_s = _keras_hub_rule(q, k, v, g, beta, mask)
+    want_o = np.where(mask[..., None, None], want_o, 0.0)  # ours outputs zeros there
+    assert_all_close([to_numpy(o), to_numpy(s)], [want_o, want_s], "swap", TOLERANCE, TOLERANCE)
+    # The padded row's final state is its 30 steps' alone.
+    _, alone = keras_rnnx.ops.gated_delta_rule(
+        *(t[1:, :30] for t in (q, k, v, g, beta)), use_qk_l2norm=True
+    )
+    assert_all_close([to_numpy(s)[1:]], [to_numpy(alone)], "unpadded", TOLERANCE, TOLERANCE)
+
+
+def test_the_gated_delta_rule_stays_exact_over_16384_steps():
+    steps = 16384
+    q, k, v, g, beta = _delta_inputs(steps, batch=1, heads=1, key=8, value=8)
+    g = g * 0.1  # a slow decay: the state holds many steps
+    o, s = keras_rnnx.ops.gated_delta_rule(q, k, v, g, beta, use_qk_l2norm=True)
+    mask = np.ones((1, steps), bool)
+    want = _numpy_delta_rule(_l2(q) / np.sqrt(8), _l2(k), v, g, beta, np.zeros((1, 1, 8, 8)), mask)
+    assert_all_close([to_numpy(o), to_numpy(s)], want, "16384 steps", TOLERANCE, TOLERANCE)
+
+
 def test_the_ops_are_differentiable_and_compile():
     q, k, v, i, f = _mlstm_inputs()
     # Tensors, not arrays: torch's Dynamo does not trace NumPy arrays.
@@ -143,7 +230,9 @@ def test_the_ops_are_differentiable_and_compile():
     def loss(q):
         h, _ = keras_rnnx.ops.mlstm(q, k, v, i, f, mask=mask)
         o, _ = keras_rnnx.ops.gated_linear_attention(q, k, v, -keras.ops.abs(f), mask=mask)
-        return keras.ops.sum(h) + keras.ops.sum(o)
+        beta = keras.ops.sigmoid(i)
+        d, _ = keras_rnnx.ops.gated_delta_rule(q, k, v, -keras.ops.abs(f), beta, mask=mask)
+        return keras.ops.sum(h) + keras.ops.sum(o) + keras.ops.sum(d)
 
     eager = to_numpy(loss(q))
     if BACKEND == "jax":
@@ -201,6 +290,18 @@ def test_the_ops_are_differentiable_and_compile():
                 _normal(2, 5, 2, 4),
             ),
             "groups of `B` and `C` to divide the heads",
+        ),
+        (
+            lambda: keras_rnnx.ops.gated_delta_rule(
+                *(_normal(2, 5, 1, 4) for _ in range(3)), _normal(2, 5, 1, 1), _normal(2, 5, 1)
+            ),
+            "`g` to have rank 3",
+        ),
+        (
+            lambda: keras_rnnx.ops.delta_rule(
+                *(_normal(2, 5, 1, 4) for _ in range(3)), _normal(2, 5)
+            ),
+            "`beta` to have rank 3",
         ),
     ],
 )

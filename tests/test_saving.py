@@ -35,6 +35,8 @@ LAYERS = {
     "GLA": lambda: keras_rnnx.GLA(2, 4, 3, gate_rank=8, chunk_size=32),
     "mLSTM": lambda: keras_rnnx.mLSTM(2, 4, forget_gate="exp", normalize=False),
     "Mamba2": lambda: keras_rnnx.Mamba2(2, 4, state_dim=8, gate=False, dt_max=0.2),
+    "DeltaNet": lambda: keras_rnnx.DeltaNet(2, 4, 3, output_gate=True, chunk_size=16),
+    "GatedDeltaNet": lambda: keras_rnnx.GatedDeltaNet(2, 4, normalize=False, dt_min=0.01),
 }
 
 

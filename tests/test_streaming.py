@@ -49,6 +49,8 @@ def _matrix():
     inputs = keras.Input((None, FEATURES))
     x = keras_rnnx.GLA(2, 3, return_sequences=True)(inputs)
     x = keras_rnnx.mLSTM(2, 3, return_sequences=True, chunk_size=2)(x)
+    x = keras_rnnx.GatedDeltaNet(2, 3, return_sequences=True, chunk_size=4)(x)
+    x = keras_rnnx.DeltaNet(2, 2, return_sequences=True)(x)
     return keras.Model(inputs, keras_rnnx.Mamba2(2, 2, state_dim=3)(x))
 
 

@@ -35,7 +35,17 @@ import math
 import keras
 from keras import ops
 
+from keras_rnnx.cells.delta import DeltaGates
 from keras_rnnx.cells.matrix import EPSILON, MatrixRecurrentCell
+from keras_rnnx.kernels import delta_rule
+from keras_rnnx.kernels.chunks import (
+    SMALL_HALF,
+    Chunks,
+    Segments,
+    by_chunk,
+    decay_per_head,
+    read_states,
+)
 from keras_rnnx.kernels.registry import RecurrentCall, register_kernel
 from keras_rnnx.kernels.sequence import (
     LOG_ZERO,
@@ -47,26 +57,8 @@ from keras_rnnx.kernels.sequence import (
 from keras_rnnx.kernels.traits import traits
 from keras_rnnx.types import Tensor
 
-# Steps per chunk unless a cell or a call sets it: the chunk's `L x L` scores
-# cost `L` per step, and the recurrence between chunks `T / L` steps
-# (bench.py `--layers matrix`: 32 to 128 within 10% at 1024 to 16384 steps).
-CHUNK = 64
-
-# Halves of blocks this short or shorter multiply elementwise (`_halves`).
-SMALL_HALF = 4
-# A short sequence's chunk: its length rounded up to this many steps.
-ROUND = 16
-
 _MAX_PLUS = Recurrence(lambda a, h, b: ops.maximum(a + h, b), lambda a1, a2: a1 + a2)
 _LINEAR = Recurrence.linear(ops.multiply)
-
-
-def chunk_length(steps: int, chunk_size: int | None) -> int:
-    """The steps per chunk: `chunk_size`, or `CHUNK`, or for a shorter
-    sequence its length rounded up to `ROUND` steps."""
-    if chunk_size:
-        return chunk_size
-    return min(CHUNK, ROUND * math.ceil(steps / ROUND))
 
 
 def chunkwise(
@@ -118,7 +110,7 @@ def _chunkwise(
     states = [ops.cast(s, wide) for s in states]
     normalized = log_input is not None
     # Ints, also where a trace records shapes as tensors (torch's, for an export).
-    steps, heads, value_dim = (int(d) for d in (query.shape[1], query.shape[2], value.shape[-1]))
+    steps, heads = int(query.shape[1]), int(query.shape[2])
     if restart_states is not None:
         restart_states = [ops.cast(s, wide) for s in restart_states]
     if normalized:
@@ -132,27 +124,12 @@ def _chunkwise(
         else:
             key = ops.where(valid, key, ops.zeros_like(key))
 
-    length = chunk_length(steps, chunk_size)
-    chunks = -(-steps // length)
-    padding = chunks * length - steps
-
-    def chunked(x, fill=0.0):
-        """`(batch, heads, chunks, L, ...)` from `(batch, time, heads, ...)`
-        (or `(batch, chunks, L)` from `(batch, time)`): head-major, so that
-        every product below is a batched matmul with no copy of its operands."""
-        if padding:
-            pad = ops.full_like(x[:, :1], fill)
-            x = ops.concatenate([x, ops.repeat(pad, padding, axis=1)], axis=1)
-        if len(x.shape) == 2:
-            return ops.reshape(x, (-1, chunks, length))
-        x = ops.swapaxes(x, 1, 2)
-        return ops.reshape(x, (-1, heads, chunks, length, *x.shape[3:]))
-
-    q, v, g = chunked(query), chunked(value), chunked(log_decay)
+    layout = Chunks(steps, heads, chunk_size)
+    q, v, g = layout.split(query), layout.split(value), layout.split(log_decay)
     # Padded steps are masked steps: no key (or no input) and no decay.
-    k = chunked(key)
-    i = None if log_input is None else chunked(log_input, LOG_ZERO)
-    segments = _Segments(length, None if reset is None else chunked(reset, False))
+    k = layout.split(key)
+    i = None if log_input is None else layout.split(log_input, LOG_ZERO)
+    segments = Segments(layout.length, None if reset is None else layout.split(reset, False))
 
     F = ops.cumsum(g, axis=3)  # (batch, heads, chunks, L, 1 or key_dim)
     G = F - segments.base(F - g)  # log decay since each step's segment began
@@ -168,67 +145,10 @@ def _chunkwise(
             q, k, v, F, G, states[0], segments, restart_states[0] if restart else None
         )
         final = [final]
-    o = ops.swapaxes(ops.reshape(o, (-1, heads, chunks * length, value_dim)), 1, 2)
-    if padding:
-        o = o[:, :steps]
-    return ops.cast(o, dtype), [ops.cast(s, dtype) for s in final]
+    return ops.cast(layout.merge(o), dtype), [ops.cast(s, dtype) for s in final]
 
 
-class _Segments:
-    """Where each step's segment of its chunk began: at the chunk's start, or
-    at a reset in the chunk. A step reads writes of its own segment only, and
-    the state before the chunk only if its segment began with the chunk
-    (`opened`). Flags are `(batch, 1, chunks, L, ...)`: the same for every
-    head."""
-
-    def __init__(self, length: int, reset: Tensor | None):
-        steps = ops.arange(length)
-        self.causal = steps[None, :] <= steps[:, None]  # (L, L): j <= t
-        self.reset = reset
-        if reset is None:
-            self.same = self.causal[None, None, None]  # (1, 1, 1, L, L)
-            self.opened = self.index = None
-            return
-        self.reset = reset = ops.expand_dims(reset, 1)  # (batch, 1, chunks, L)
-        # Each step's segment, counted from the chunk's start.
-        self.index = index = ops.cumsum(ops.cast(reset, "int32"), axis=3)
-        self.same = ops.logical_and(
-            self.causal, ops.equal(index[..., :, None], index[..., None, :])
-        )  # (batch, 1, chunks, L, L)
-        self.opened = ops.equal(index, 0)
-
-    def base(self, before: Tensor) -> Tensor:
-        """Each step's `before` value (per step of a chunk) at its segment's
-        first step: zeros for segments the chunk opens."""
-        if self.reset is None:
-            return ops.zeros_like(before)
-        starts = ops.logical_and(self.same, self.reset[..., None, :])
-        return ops.matmul(ops.cast(starts, before.dtype), before)
-
-    def pick(self, opened: Tensor, restarted: Tensor) -> Tensor:
-        """`opened` where a step's segment began with the chunk, else
-        `restarted` (time on axis 3)."""
-        if self.opened is None:
-            return opened
-        return ops.where(broadcast_flags(self.opened, opened), opened, restarted)
-
-
-def _by_chunk(recurrence: Recurrence, a: Tensor, b: Tensor, h0: Tensor):
-    """`recurrence`'s state before each chunk (axis 2 of `(batch, heads,
-    chunks, ...)`) and after the last, each head a row of its own."""
-    heads, chunks = int(b.shape[1]), int(b.shape[2])
-
-    def rows(x):
-        return ops.reshape(x, (-1, *x.shape[2:]))
-
-    before, last = recurrence.states_before(rows(a), rows(b), rows(h0))
-    return (
-        ops.reshape(before, (-1, heads, chunks, *b.shape[3:])),
-        ops.reshape(last, (-1, heads, *b.shape[3:])),
-    )
-
-
-def _chunk_states(a: Tensor, b: Tensor, s0: Tensor, segments: _Segments, restart: Tensor | None):
+def chunk_states(a: Tensor, b: Tensor, s0: Tensor, segments: Segments, restart: Tensor | None):
     """The state before and after each chunk, `S_out = a S_in + b` over chunks;
     a chunk whose last segment began with a reset starts from `restart`
     instead (`b` then holds `a restart`)."""
@@ -237,16 +157,7 @@ def _chunk_states(a: Tensor, b: Tensor, s0: Tensor, segments: _Segments, restart
         ended_opened = broadcast_flags(opened[..., -1], b)
         b = b + ops.where(ended_opened, ops.zeros_like(b), a * ops.expand_dims(restart, 2))
         a = ops.where(ended_opened, a, ops.zeros_like(a))
-    return _by_chunk(_LINEAR, a, b, s0)
-
-
-def _read_states(q: Tensor, s_in: Tensor, segments: _Segments, restart: Tensor | None):
-    """`q_tᵀ S` for each step's starting state: the chunk's or the restart
-    states."""
-    opened = ops.matmul(q, s_in)
-    if restart is None:
-        return opened
-    return segments.pick(opened, ops.matmul(q, ops.expand_dims(restart, 2)))
+    return by_chunk(_LINEAR, a, b, s0)
 
 
 def _writes(k: Tensor, v: Tensor) -> Tensor:
@@ -269,28 +180,18 @@ def _plain(q, k, v, F, G, s0, segments, restart):
         weight = weight * ops.cast(segments.same[..., -1, :], F.dtype)[..., None]
     # `a` broadcasts over values, and over keys for a decay per head.
     a = ops.exp(G[..., -1, :])[..., None]  # (batch, heads, chunks, 1 or key_dim, 1)
-    s_in, final = _chunk_states(a, _writes(k * weight, v), s0, segments, restart)
+    s_in, final = chunk_states(a, _writes(k * weight, v), s0, segments, restart)
 
     if decays == 1:
-        scores = _scores(q, k) * _decay_per_head(F)
+        scores = _scores(q, k) * decay_per_head(F)
         scores = ops.where(segments.same, scores, ops.zeros_like(scores))
         within = ops.matmul(scores, v)
     else:
         within = _within_per_key(q, k, v, F, segments)
-    return within + _read_states(q * ops.exp(G), s_in, segments, restart), final
+    return within + read_states(q * ops.exp(G), s_in, segments, restart), final
 
 
-def _decay_per_head(F):
-    """`exp(F_t - F_j)` for `j <= t` (else 0), a decay per head:
-    `(batch, heads, chunks, L, L)`."""
-    f = F[..., 0]
-    log = f[..., :, None] - f[..., None, :]
-    length = int(f.shape[-1])
-    causal = ops.arange(length)[None, :] <= ops.arange(length)[:, None]
-    return ops.exp(ops.where(causal, log, ops.full_like(log, LOG_ZERO)))
-
-
-def _within_per_key(q, k, v, F, segments: _Segments):
+def _within_per_key(q, k, v, F, segments: Segments):
     """`Σ_{j<=t} (q_t ⊙ exp(F_t - F_j))ᵀ k_j v_j` within each chunk (or
     segment), a decay per key dimension, exactly: `(q_t · k_t) v_t` on the
     diagonal, and the rest by halves (`_halves`). The chunk is filled to a
@@ -373,7 +274,7 @@ def _normalized(q, k, v, F, G, i, states, segments, restart):
         ended_opened = segments.opened[..., -1]
         b_m = ops.where(ended_opened, b_m, ops.maximum(b_m, m_restart + a_m))
         a_m = ops.where(ended_opened, a_m, ops.full_like(a_m, LOG_ZERO))
-    m_base, m_final = _by_chunk(_MAX_PLUS, a_m, b_m, m0)
+    m_base, m_final = by_chunk(_MAX_PLUS, a_m, b_m, m0)
     m_base = m_base[..., None]
     if restart is not None:
         m_base = ops.where(segments.opened, m_base, m_restart[..., None])
@@ -387,12 +288,12 @@ def _normalized(q, k, v, F, G, i, states, segments, restart):
     q = q * carried
     restart_c, restart_n = (None, None) if restart is None else (restart[0], restart[1][..., None])
     a = carried[..., -1, :, None]
-    c_in, c_final = _chunk_states(a, _writes(k, v), c0, segments, restart_c)
-    n_in, n_final = _chunk_states(
+    c_in, c_final = chunk_states(a, _writes(k, v), c0, segments, restart_c)
+    n_in, n_final = chunk_states(
         a, ops.sum(k, axis=3)[..., None], n0[..., None], segments, restart_n
     )
-    o = ops.matmul(scores, v) + _read_states(q, c_in, segments, restart_c)
-    n = ops.sum(scores, axis=-1, keepdims=True) + _read_states(q, n_in, segments, restart_n)
+    o = ops.matmul(scores, v) + read_states(q, c_in, segments, restart_c)
+    n = ops.sum(scores, axis=-1, keepdims=True) + read_states(q, n_in, segments, restart_n)
     return o, n, m_t[..., None], [c_final, n_final[..., 0], m_final]
 
 
@@ -449,18 +350,34 @@ class ChunkwiseKernel:
         )
         gates = cell.gates(x)
         restart = None if reset is None else keras.tree.flatten(call.restart_states)
-        o, states = chunkwise(
-            gates.query,
-            gates.key,
-            gates.value,
-            gates.log_decay,
-            keras.tree.flatten(call.states),
-            log_input=gates.log_input,
-            mask=mask,
-            reset=reset,
-            restart_states=restart,
-            chunk_size=cell.chunk_size,
-        )
+        states = keras.tree.flatten(call.states)
+        if isinstance(gates, DeltaGates):
+            o, state = delta_rule.delta_rule(
+                gates.query,
+                gates.key,
+                gates.value,
+                gates.beta,
+                gates.log_decay,
+                states[0],
+                mask=mask,
+                reset=reset,
+                restart_state=None if restart is None else restart[0],
+                chunk_size=cell.chunk_size,
+            )
+            states = [state]
+        else:
+            o, states = chunkwise(
+                gates.query,
+                gates.key,
+                gates.value,
+                gates.log_decay,
+                states,
+                log_input=gates.log_input,
+                mask=mask,
+                reset=reset,
+                restart_states=restart,
+                chunk_size=cell.chunk_size,
+            )
         outputs = cell.readout(o, x)
         if mask is not None:
             outputs = held_outputs(outputs, mask, reset, call.zero_output_for_mask)

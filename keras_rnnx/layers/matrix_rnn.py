@@ -1,4 +1,4 @@
-"""Layers of matrix-state cells: GLA, mLSTM and Mamba2."""
+"""Layers of matrix-state cells: GLA, mLSTM, Mamba2, DeltaNet and GatedDeltaNet."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import keras
 
+from keras_rnnx.cells.delta import DeltaNetCell, GatedDeltaNetCell
 from keras_rnnx.cells.gla import GLACell
 from keras_rnnx.cells.mamba2 import Mamba2Cell
 from keras_rnnx.cells.mlstm import mLSTMCell
@@ -102,3 +103,42 @@ class Mamba2(FixedCellRNN):
 
     def __init__(self, heads: int, head_dim: int, **kwargs: Any):
         super().__init__(heads, head_dim=head_dim, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="keras_rnnx")
+class DeltaNet(FixedCellRNN):
+    __doc__ = _DOC.format(
+        cell="DeltaNetCell",
+        sizes="key_dim, value_dim",
+        what="DeltaNet's delta rule, Schlag et al. (2021), Yang et al. (2024)",
+        args=_KEY_VALUE,
+        options="`output_gate`, `normalize`, `kernel_initializer`, `chunk_size`",
+        out="heads value_dim",
+        states="`S (batch, heads, key_dim, value_dim)`",
+        layer="DeltaNet",
+    )
+    cell_class = DeltaNetCell
+    cell_name = "delta_net_cell"
+
+    def __init__(self, heads: int, key_dim: int, value_dim: int | None = None, **kwargs: Any):
+        super().__init__(heads, key_dim=key_dim, value_dim=value_dim, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="keras_rnnx")
+class GatedDeltaNet(FixedCellRNN):
+    __doc__ = _DOC.format(
+        cell="GatedDeltaNetCell",
+        sizes="key_dim, value_dim",
+        what="Gated DeltaNet, Yang et al. (2025), the linear attention of Qwen3.5",
+        args=_KEY_VALUE,
+        options="`output_gate`, `normalize`, `dt_min`, `dt_max`, `kernel_initializer`, "
+        "`chunk_size`",
+        out="heads value_dim",
+        states="`S (batch, heads, key_dim, value_dim)`",
+        layer="GatedDeltaNet",
+    )
+    cell_class = GatedDeltaNetCell
+    cell_name = "gated_delta_net_cell"
+
+    def __init__(self, heads: int, key_dim: int, value_dim: int | None = None, **kwargs: Any):
+        super().__init__(heads, key_dim=key_dim, value_dim=value_dim, **kwargs)

@@ -1,6 +1,6 @@
-"""GLA, mLSTM and Mamba-2 against NumPy transcriptions of their papers' step
-equations (the layers run the chunkwise kernel; the step loop is held to it
-in `tests/kernels/test_chunkwise.py`)."""
+"""GLA, mLSTM, Mamba-2, DeltaNet and Gated DeltaNet against NumPy
+transcriptions of their papers' step equations (the layers run the chunkwise
+kernels; the step loop is held to them in `tests/kernels/test_chunkwise.py`)."""
 
 from __future__ import annotations
 
@@ -141,7 +141,43 @@ def test_mamba2_is_the_papers():
     assert_all_close([y, state], [np.stack(want, 1), h], "Mamba2", TOLERANCE, TOLERANCE)
 
 
-def test_mlstm_and_mamba2_start_as_their_papers():
+def _l2(x):
+    return x / np.sqrt(np.sum(x**2, axis=-1, keepdims=True) + 1e-6)
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_delta_nets_are_the_papers(gated):
+    make = keras_rnnx.GatedDeltaNet if gated else keras_rnnx.DeltaNet
+    layer = make(HEADS, KEY, VALUE, return_sequences=True, return_state=True)
+    x = _inputs(3)
+    layer(x)
+    w = _randomized(layer)
+    y, state = _run(layer, x)
+
+    S = np.zeros((2, HEADS, KEY, VALUE))
+    want = []
+    for t in range(STEPS):
+        q, k, v = np.split(_silu(x[:, t] @ w["kernel"]), [HEADS * KEY, 2 * HEADS * KEY], -1)
+        q, k, v = _l2(_heads(q, KEY)) / np.sqrt(KEY), _l2(_heads(k, KEY)), _heads(v, VALUE)
+        beta = numpy_sigmoid(x[:, t] @ w["beta_kernel"] + w["beta_bias"])[..., None, None]
+        alpha = np.ones_like(beta)
+        if gated:
+            dt = _softplus(x[:, t] @ w["decay_kernel"] + w["dt_bias"])
+            alpha = np.exp(-np.exp(w["A_log"]) * dt)[..., None, None]
+        # S_t = α_t (I - β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ, o_t = S_tᵀ q_t.
+        eye = np.eye(KEY)
+        kk = k[..., :, None] * k[..., None, :]
+        S = alpha * np.einsum("bhij,bhjv->bhiv", eye - beta * kk, S)
+        S = S + beta * k[..., :, None] * v[..., None, :]
+        o = _rms_norm(np.einsum("bhkv,bhk->bhv", S, q), w["norm_scale"], 1e-5).reshape(2, -1)
+        if gated:
+            o = o * _silu(x[:, t] @ w["output_gate_kernel"] + w["output_gate_bias"])
+        want.append(o)
+    name = make.__name__
+    assert_all_close([y, state], [np.stack(want, 1), S], name, TOLERANCE, TOLERANCE)
+
+
+def test_mlstm_mamba2_and_gated_deltanet_start_as_their_papers():
     mlstm = keras_rnnx.mLSTM(4, KEY)
     mlstm(_inputs())
     bias = to_numpy(mlstm.cell.gate_bias)
@@ -153,6 +189,11 @@ def test_mlstm_and_mamba2_start_as_their_papers():
     dt = _softplus(to_numpy(mamba.cell.dt_bias))
     assert np.all((A >= 1) & (A <= 16)) and np.all((dt >= 0.001 - 1e-6) & (dt <= 0.1 + 1e-6))
     np.testing.assert_array_equal(to_numpy(mamba.cell.D), np.ones(8))
+    gated = keras_rnnx.GatedDeltaNet(8, KEY)
+    gated(_inputs())
+    A = np.exp(to_numpy(gated.cell.A_log))
+    dt = _softplus(to_numpy(gated.cell.dt_bias))
+    assert np.all((A > 0) & (A <= 16)) and np.all((dt >= 0.001 - 1e-6) & (dt <= 0.1 + 1e-6))
 
 
 @pytest.mark.parametrize(
@@ -163,6 +204,8 @@ def test_mlstm_and_mamba2_start_as_their_papers():
         (lambda: keras_rnnx.mLSTM(2, 4, forget_gate="tanh"), "`forget_gate` to be one of"),
         (lambda: keras_rnnx.Mamba2(2, 4, dt_min=0.2), "0 < `dt_min` < `dt_max`"),
         (lambda: keras_rnnx.GLA(2, 4, chunk_size=0), "`chunk_size` to be a positive integer"),
+        (lambda: keras_rnnx.DeltaNet(2, 0), "`key_dim` to be a positive integer"),
+        (lambda: keras_rnnx.GatedDeltaNet(2, 4, dt_max=0), "0 < `dt_min` < `dt_max`"),
     ],
 )
 def test_bad_options_are_errors_naming_them(make, message):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import keras_rnnx
-from keras_rnnx.kernels import chunkwise
+from keras_rnnx.kernels import chunks, chunkwise
 from tests.helpers.backend_utils import BACKEND, to_numpy
 from tests.helpers.oracle import (
     BATCH,
@@ -46,6 +46,8 @@ MAKERS = {
     "mLSTM": lambda **kw: keras_rnnx.mLSTM(2, 4, 3, **kw),
     "mLSTM_exp": lambda **kw: keras_rnnx.mLSTM(2, 4, 3, forget_gate="exp", **kw),
     "Mamba2": lambda **kw: keras_rnnx.Mamba2(2, 3, state_dim=4, **kw),
+    "DeltaNet": lambda **kw: keras_rnnx.DeltaNet(2, 4, 3, **kw),
+    "GatedDeltaNet": lambda **kw: keras_rnnx.GatedDeltaNet(2, 4, 3, **kw),
 }
 LAYERS = {name: functools.partial(make, chunk_size=4) for name, make in MAKERS.items()}
 
@@ -104,6 +106,9 @@ def test_initial_states_and_resets_match_the_step_loop(layer):
         ("mLSTM", 37, 5),
         ("mLSTM", 130, None),  # chunks of 64, and a third mostly filled
         ("Mamba2", 48, 16),
+        ("DeltaNet", 37, 5),  # solved in blocks of a power of two, filled
+        ("GatedDeltaNet", 130, None),
+        ("GatedDeltaNet", 40, 12),
     ],
 )
 def test_any_length_and_chunk_size_match_the_step_loop(layer, steps, chunk_size):
@@ -206,10 +211,10 @@ def test_a_users_matrix_cell_runs_the_kernel():
 
 
 def test_chunk_length_by_shape():
-    assert chunkwise.chunk_length(6, None) == 16
-    assert chunkwise.chunk_length(37, None) == 48
-    assert chunkwise.chunk_length(4096, None) == chunkwise.CHUNK
-    assert chunkwise.chunk_length(4096, 100) == 100
+    assert chunks.chunk_length(6, None) == 16
+    assert chunks.chunk_length(37, None) == 48
+    assert chunks.chunk_length(4096, None) == chunks.CHUNK
+    assert chunks.chunk_length(4096, 100) == 100
 
 
 @pytest.mark.parametrize("steps", (1, 5, 130))
