@@ -35,7 +35,7 @@ import math
 import keras
 from keras import ops
 
-from keras_rnnx.cells.delta import DeltaGates
+from keras_rnnx.cells.delta import DeltaGates, DeltaRuleCell
 from keras_rnnx.cells.matrix import EPSILON, MatrixRecurrentCell
 from keras_rnnx.kernels import delta_rule
 from keras_rnnx.kernels.chunks import (
@@ -306,12 +306,16 @@ def _records_length(call: RecurrentCall) -> bool:
 
 def loop_is_faster(call: RecurrentCall) -> str | None:
     """Why the step loop beats the chunks for `call`, or `None`: inference of
-    a decay per key dimension, where the backend's `loop_beats_chunks` says
-    so (JAX's CPU, bench.py `--layers matrix`); a train step gains from the
-    chunks everywhere."""
-    if call.training or not call.cell.decay_per_key:
+    a decay per key dimension or of the delta rule, where the backend's
+    `loop_beats_chunks` says so (JAX's CPU, bench.py `--layers matrix`); a
+    train step gains from the chunks everywhere."""
+    if call.training:
         return None
-    return traits().loop_beats_chunks()
+    if isinstance(call.cell, DeltaRuleCell):
+        return traits().loop_beats_chunks("the delta rule")
+    if call.cell.decay_per_key:
+        return traits().loop_beats_chunks("a decay per key dimension")
+    return None
 
 
 class ChunkwiseKernel:

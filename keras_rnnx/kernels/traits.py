@@ -12,7 +12,7 @@ import keras
 from keras_rnnx.registry import Registry
 
 
-def _never() -> str | None:
+def _never(*what: str) -> str | None:
     return None
 
 
@@ -26,9 +26,10 @@ class Traits:
             well); elsewhere the scan runs chunks of steps in `keras.ops`.
         loop_beats_scan: `() -> reason or None`: why the step loop is faster
             than the parallel scan on the current device.
-        loop_beats_chunks: `() -> reason or None`: why the step loop infers
-            a decay per key dimension faster than the chunkwise kernel on the
-            current device.
+        loop_beats_chunks: `(what) -> reason or None`: why the step loop
+            infers `what` (a cell's chunks, described: "a decay per key
+            dimension", "the delta rule") faster than the chunkwise kernel on
+            the current device.
         traces_unroll: a trace for an export records the loop's `ops.scan` as
             one indexed read per traced step (torch's tracers), which the
             artifact would repeat for any length: the reference loop unrolls
@@ -48,7 +49,7 @@ class Traits:
 
     associative_scan: bool = False
     loop_beats_scan: Callable[[], str | None] = _never
-    loop_beats_chunks: Callable[[], str | None] = _never
+    loop_beats_chunks: Callable[[str], str | None] = _never
     traces_unroll: bool = False
     compile: Callable[[Callable], Callable] = lambda function: function
 

@@ -168,23 +168,28 @@ def test_the_kernel_says_why_it_declines():
     assert passed["chunkwise"] == "unroll=True asks for the unrolled loop"
 
 
-def test_the_loop_infers_a_decay_per_key_where_it_is_faster(monkeypatch):
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [
+        (lambda: keras_rnnx.GLA(2, 4), "a decay per key dimension"),
+        (lambda: keras_rnnx.GatedDeltaNet(2, 4), "the delta rule"),
+    ],
+)
+def test_the_loop_infers_where_it_is_faster(monkeypatch, make, what):
     monkeypatch.setattr(chunkwise, "loop_is_faster", LOOP_IS_FASTER)
     x = sequences()
-    gla, mlstm = keras_rnnx.GLA(2, 4), keras_rnnx.mLSTM(2, 4)
-    gla(x), mlstm(x)
+    layer, mlstm = make(), keras_rnnx.mLSTM(2, 4)
+    layer(x), mlstm(x)
     if BACKEND == "jax" and __import__("jax").default_backend() == "cpu":
         # Inference by the loop, and why.
-        assert keras_rnnx.explain(gla).kernel_name == "reference"
-        passed = dict(keras_rnnx.explain(gla).passed_over)
-        assert passed["chunkwise"] == (
-            "on JAX's CPU the compiled step loop infers a decay per key dimension faster"
-        )
+        assert keras_rnnx.explain(layer).kernel_name == "reference"
+        passed = dict(keras_rnnx.explain(layer).passed_over)
+        assert passed["chunkwise"] == f"on JAX's CPU the compiled step loop infers {what} faster"
     else:
-        assert keras_rnnx.explain(gla).kernel_name == "chunkwise"
+        assert keras_rnnx.explain(layer).kernel_name == "chunkwise"
     assert keras_rnnx.explain(mlstm).kernel_name == "chunkwise"  # a decay per head
-    gla(x, training=True)  # a train step: the chunks, everywhere
-    assert keras_rnnx.explain(gla).kernel_name == "chunkwise"
+    layer(x, training=True)  # a train step: the chunks, everywhere
+    assert keras_rnnx.explain(layer).kernel_name == "chunkwise"
 
 
 def test_a_users_matrix_cell_runs_the_kernel():
