@@ -18,6 +18,7 @@ from keras_rnnx.cells.matrix import MatrixGates, MatrixRecurrentCell
 from keras_rnnx.cells.min_rnn import MinGRUCell, MinLSTMCell
 from keras_rnnx.cells.mlstm import mLSTMCell
 from keras_rnnx.cells.registry import register_cell, registered_cells
+from keras_rnnx.cells.rg_lru import RGLRUCell
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
 from keras_rnnx.cells.stacked import StackedRNNCells
 from keras_rnnx.context import export_scope
@@ -38,7 +39,7 @@ from keras_rnnx.layers.bidirectional import Bidirectional
 from keras_rnnx.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from keras_rnnx.layers.gru import GRU
 from keras_rnnx.layers.layer_norm import LayerNormGRU, LayerNormLSTM
-from keras_rnnx.layers.linear_rnn import LRU, MinGRU, MinLSTM
+from keras_rnnx.layers.linear_rnn import LRU, RGLRU, MinGRU, MinLSTM
 from keras_rnnx.layers.lstm import LSTM
 from keras_rnnx.layers.matrix_rnn import GLA, DeltaNet, GatedDeltaNet, Mamba2, mLSTM
 from keras_rnnx.layers.rnn import RNN
@@ -84,6 +85,8 @@ __all__ = [
     "MinGRUCell",
     "MinLSTM",
     "MinLSTMCell",
+    "RGLRU",
+    "RGLRUCell",
     "RecurrentCall",
     "Selection",
     "SimpleRNN",

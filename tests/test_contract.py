@@ -86,6 +86,7 @@ LAYERS = {
         0,
     ),
     "LRU": (keras_rnnx.LRU, {"units": 3, "return_state": True}, 6, 0),
+    "RGLRU": (keras_rnnx.RGLRU, {"units": 4, "heads": 2, "return_sequences": True}, 7, 0),
     "GLA": (keras_rnnx.GLA, {"heads": 2, "key_dim": 4, "return_sequences": True}, 7, 0),
     "mLSTM": (
         keras_rnnx.mLSTM,
@@ -141,6 +142,7 @@ CELLS = {
     "MinGRUCell": (keras_rnnx.MinGRUCell, {"units": 3, "log_space": True}, 2, 0),
     "MinLSTMCell": (keras_rnnx.MinLSTMCell, {"units": 3, "use_bias": False}, 1, 0),
     "LRUCell": (keras_rnnx.LRUCell, {"units": 3, "r_min": 0.5}, 6, 0),
+    "RGLRUCell": (keras_rnnx.RGLRUCell, {"units": 4, "min_radius": 0.5}, 7, 0),
     "GLACell": (keras_rnnx.GLACell, {"heads": 2, "key_dim": 4, "output_gate": False}, 5, 0),
     "mLSTMCell": (keras_rnnx.mLSTMCell, {"heads": 2, "key_dim": 4, "forget_gate": "exp"}, 6, 0),
     "Mamba2Cell": (keras_rnnx.Mamba2Cell, {"heads": 2, "head_dim": 3, "gate": False}, 4, 0),

@@ -42,6 +42,7 @@ def _linear():
     inputs = keras.Input((None, FEATURES))
     x = keras_rnnx.MinGRU(3, return_sequences=True)(inputs)
     x = keras_rnnx.LRU(4, return_sequences=True)(x)
+    x = keras_rnnx.RGLRU(4, heads=2, return_sequences=True)(x)
     return keras.Model(inputs, keras_rnnx.MinLSTM(2, log_space=True)(x))
 
 

@@ -1,4 +1,4 @@
-"""Layers of linear-recurrence cells: MinGRU, MinLSTM and LRU."""
+"""Layers of linear-recurrence cells: MinGRU, MinLSTM, LRU and RGLRU."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import keras
 
 from keras_rnnx.cells.lru import LRUCell
 from keras_rnnx.cells.min_rnn import MinGRUCell, MinLSTMCell
+from keras_rnnx.cells.rg_lru import RGLRUCell
 from keras_rnnx.layers.fixed_cell_rnn import FixedCellRNN
 
 _DOC = """`RNN({cell}(units, ...))`: {what}.
@@ -83,3 +84,18 @@ class LRU(FixedCellRNN):
     )
     cell_class = LRUCell
     cell_name = "lru_cell"
+
+
+@keras.saving.register_keras_serializable(package="keras_rnnx")
+class RGLRU(FixedCellRNN):
+    __doc__ = _DOC.format(
+        cell="RGLRUCell",
+        what="the Real-Gated Linear Recurrent Unit of Griffin and Hawk, De et al. (2024)",
+        units="the width of the state and the output",
+        options="`heads`, `min_radius`, `max_radius`, `kernel_initializer`",
+        out="units",
+        layer="RGLRU",
+        width=8,
+    )
+    cell_class = RGLRUCell
+    cell_name = "rg_lru_cell"

@@ -47,6 +47,7 @@ def beyond_keras(inputs):
         2, 2, normalize=False, return_sequences=True, go_backwards=True, chunk_size=4
     )(x)
     x = keras_rnnx.DeltaNet(2, 2, normalize=False, return_sequences=True)(x)
+    x = keras_rnnx.RGLRU(4, heads=2, return_sequences=True)(x)
     x = keras_rnnx.LRU(3)(x)
     return keras.layers.Dense(2)(x)
 

@@ -38,6 +38,7 @@ LAYERS = {
     "MinLSTM": lambda **kw: keras_rnnx.MinLSTM(3, **kw),
     "MinLSTM_log": lambda **kw: keras_rnnx.MinLSTM(3, log_space=True, **kw),
     "LRU": lambda **kw: keras_rnnx.LRU(3, **kw),
+    "RGLRU": lambda **kw: keras_rnnx.RGLRU(4, heads=2, **kw),
 }
 
 OPTIONS = {
@@ -198,6 +199,37 @@ def test_lru_is_the_papers():
     assert_all_close([y, state], [want_y, np.concatenate([want_x.real, want_x.imag], -1)], "LRU")
 
 
+def test_rg_lru_is_the_papers():
+    layer = keras_rnnx.RGLRU(4, heads=2, return_sequences=True, return_state=True)
+    x = sequences()
+    layer(x)
+    rng = np.random.RandomState(3)
+    layer.set_weights([0.5 * rng.randn(*w.shape).astype("float32") for w in layer.get_weights()])
+    y, state = (to_numpy(t) for t in layer(x))
+    w = {v.path.split("/")[-1]: to_numpy(v) for v in layer.weights}
+
+    def gate(u, name):
+        z = np.einsum("bhi,hij->bhj", u.reshape(-1, 2, 2), w[f"{name}_kernel"])
+        return numpy_sigmoid(z + w[f"{name}_bias"]).reshape(-1, 4)
+
+    def step(x_t, h):
+        u = x_t @ w["kernel"] + w["bias"]
+        r, i = gate(u, "a_gate"), gate(u, "input_gate")
+        a = (1 / (1 + np.exp(w["a_param"]))) ** (8 * r)  # σ(-Λ)^(8 r)
+        h = a * h + np.sqrt(1 - a**2) * (i * u)
+        return h, h
+
+    want_y, want_h = numpy_steps(step, x, np.zeros((BATCH, 4)))
+    assert_all_close([y, state], [want_y, want_h], "RG-LRU")
+
+
+def test_rg_lru_starts_on_its_ring():
+    cell = keras_rnnx.RGLRUCell(64, heads=4)
+    cell.build((None, 3))
+    a = np.exp(-np.logaddexp(0, to_numpy(cell.a_param)))
+    assert ((a >= 0.9 - 1e-6) & (a <= 0.999 + 1e-6)).all()
+
+
 def test_lru_starts_stable_and_normalised():
     cell = keras_rnnx.LRUCell(64, r_min=0.4, r_max=0.9, max_phase=np.pi)
     cell.build((None, 3))
@@ -224,6 +256,8 @@ def test_log_space_stays_finite_over_long_sequences():
         (lambda: keras_rnnx.MinLSTMCell(3, log_space="yes"), "log_space"),
         (lambda: keras_rnnx.LRUCell(3, r_min=0.9, r_max=0.5), "r_min"),
         (lambda: keras_rnnx.LRUCell(3, max_phase=7), "max_phase"),
+        (lambda: keras_rnnx.RGLRUCell(6, heads=4), "heads"),
+        (lambda: keras_rnnx.RGLRU(6, max_radius=1.0), "min_radius"),
         (lambda: keras_rnnx.MinGRU(3, kernel_initializer="nope"), "kernel_initializer"),
     ),
 )
