@@ -20,6 +20,7 @@ from keras_rnnx.cells.mlstm import mLSTMCell
 from keras_rnnx.cells.registry import register_cell, registered_cells
 from keras_rnnx.cells.rg_lru import RGLRUCell
 from keras_rnnx.cells.simple_rnn import SimpleRNNCell
+from keras_rnnx.cells.slstm import sLSTMCell
 from keras_rnnx.cells.stacked import StackedRNNCells
 from keras_rnnx.context import export_scope
 from keras_rnnx.convert import convert
@@ -44,6 +45,7 @@ from keras_rnnx.layers.lstm import LSTM
 from keras_rnnx.layers.matrix_rnn import GLA, DeltaNet, GatedDeltaNet, Mamba2, mLSTM
 from keras_rnnx.layers.rnn import RNN
 from keras_rnnx.layers.simple_rnn import SimpleRNN
+from keras_rnnx.layers.slstm import sLSTM
 from keras_rnnx.patch import patch
 from keras_rnnx.streaming import streaming
 
@@ -106,6 +108,8 @@ __all__ = [
     "streaming",
     "mLSTM",
     "mLSTMCell",
+    "sLSTM",
+    "sLSTMCell",
     "ops",
     "to_torch",
 ]

@@ -112,6 +112,7 @@ LAYERS = {
         9,
         0,
     ),
+    "sLSTM": (keras_rnnx.sLSTM, {"units": 4, "heads": 2, "return_state": True}, 3, 0),
     "LayerNormLSTM": (keras_rnnx.LayerNormLSTM, {"units": 3, "dropout": 0.1}, 9, 1),
     "LayerNormGRU": (
         keras_rnnx.LayerNormGRU,
@@ -158,6 +159,7 @@ CELLS = {
         8,
         0,
     ),
+    "sLSTMCell": (keras_rnnx.sLSTMCell, {"units": 4, "forget_gate": "exp"}, 3, 0),
     "LayerNormLSTMCell": (keras_rnnx.LayerNormLSTMCell, {"units": 3}, 9, 1),
     "LayerNormGRUCell": (keras_rnnx.LayerNormGRUCell, {"units": 3}, 7, 1),
 }

@@ -33,6 +33,7 @@ LAYERS = {
     "MinLSTM": lambda: keras_rnnx.MinLSTM(3, use_bias=False),
     "LRU": lambda: keras_rnnx.LRU(3, r_min=0.5, max_phase=3.0),
     "RGLRU": lambda: keras_rnnx.RGLRU(4, heads=2, max_radius=0.99),
+    "sLSTM": lambda: keras_rnnx.sLSTM(4, heads=2, forget_gate="exp", go_backwards=True),
     "GLA": lambda: keras_rnnx.GLA(2, 4, 3, gate_rank=8, chunk_size=32),
     "mLSTM": lambda: keras_rnnx.mLSTM(2, 4, forget_gate="exp", normalize=False),
     "Mamba2": lambda: keras_rnnx.Mamba2(2, 4, state_dim=8, gate=False, dt_max=0.2),

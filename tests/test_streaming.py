@@ -43,6 +43,7 @@ def _linear():
     x = keras_rnnx.MinGRU(3, return_sequences=True)(inputs)
     x = keras_rnnx.LRU(4, return_sequences=True)(x)
     x = keras_rnnx.RGLRU(4, heads=2, return_sequences=True)(x)
+    x = keras_rnnx.sLSTM(4, heads=2, return_sequences=True)(x)
     return keras.Model(inputs, keras_rnnx.MinLSTM(2, log_space=True)(x))
 
 

@@ -48,6 +48,7 @@ def beyond_keras(inputs):
     )(x)
     x = keras_rnnx.DeltaNet(2, 2, normalize=False, return_sequences=True)(x)
     x = keras_rnnx.RGLRU(4, heads=2, return_sequences=True)(x)
+    x = keras_rnnx.sLSTM(4, heads=2, return_sequences=True)(x)
     x = keras_rnnx.LRU(3)(x)
     return keras.layers.Dense(2)(x)
 
