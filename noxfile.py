@@ -154,6 +154,9 @@ def demo(session):
 def bench(session):
     """benchmarks/bench.py with all three backends installed; arguments after `--`."""
     _install(session, "-e", ".[tensorflow,torch,jax]", "matplotlib", *ORACLES["torch"])
+    # keras-hub's Gated DeltaNet rule, a row of its own (benchmarks/delta.py),
+    # without the tokenizers' packages it would pull.
+    session.install("--no-deps", "keras-hub==0.32.0")
     session.run("python", "benchmarks/bench.py", *session.posargs)
 
 

@@ -15,7 +15,7 @@ features, units) shapes x unmasked / right-padded mask (lengths uniform in
 native ops are in `native.py`. Prints medians
 (ms) and ratios; one run, so the ratios compare like with like on a noisy
 machine. `--layers ConvLSTM2D,MinGRU,...` (or `beyond`: all of `beyond.LAYERS`;
-`scan`, `matrix`: a family) gives the rows of the cells beyond Keras's
+`scan`, `matrix`, `delta`: a family) gives the rows of the cells beyond Keras's
 (`beyond.py`); `--plot-scan` and `--plot-chunk` plot the families'.
 """
 
@@ -244,6 +244,7 @@ def main():
     args = parser.parse_args()
     families = {"beyond": beyond.LAYERS, "scan": beyond.SCAN_LAYERS}
     families["matrix"] = (*beyond.MATRIX_LAYERS, "mLSTM-op")
+    families["delta"] = ("DeltaNet", "GatedDeltaNet", "GatedDeltaNet-op", "sLSTM", "RGLRU")
     args.layers = ",".join(families.get(args.layers, [args.layers]))
     if args.saved:
         if not (args.plot or args.plot_scan or args.plot_chunk):

@@ -15,19 +15,25 @@
   process of its own (`peak_memory`).
 * `mLSTM-op`: `keras_rnnx.ops.mlstm` against `mlstm_kernels`' native
   chunkwise function (torch, where it imports) on the same inputs.
+* `GatedDeltaNet-op`: `keras_rnnx.ops.gated_delta_rule` against keras-hub's
+  rules (`delta.py`) at `MATRIX_SHAPE` and each length in `MATRIX_STEPS`.
+* `sLSTM`: its step loop against an LSTM of the same width on its fused
+  kernel (`lstm`), at `SCAN_SHAPE` and each length in `SLSTM_STEPS`.
 """
 
 from __future__ import annotations
 
 CONV_SHAPE = (8, 10, 24, 24, 4, 16)
-SCAN_LAYERS = ("MinGRU", "MinLSTM", "LRU")
-MATRIX_LAYERS = ("GLA", "mLSTM", "Mamba2")
-LAYERS = ("ConvLSTM2D", *SCAN_LAYERS, *MATRIX_LAYERS, "mLSTM-op")
+SCAN_LAYERS = ("MinGRU", "MinLSTM", "LRU", "RGLRU")
+MATRIX_LAYERS = ("GLA", "mLSTM", "Mamba2", "DeltaNet", "GatedDeltaNet")
+OPS = ("mLSTM-op", "GatedDeltaNet-op")
+LAYERS = ("ConvLSTM2D", *SCAN_LAYERS, *MATRIX_LAYERS, *OPS, "sLSTM")
 SCAN_SHAPE = (8, 32, 128)  # batch, features, units
 SCAN_STEPS = (256, 1024, 4096, 16384)
 LOOP_STEPS = 4096
 MATRIX_SHAPE = (8, 4, 64)  # batch, heads, key and value size per head
 MATRIX_STEPS = (1024, 4096, 16384)
+SLSTM_STEPS = (256, 1024)
 
 
 def _compiled(model):
@@ -147,6 +153,24 @@ def mlstm_op_fns(steps, impl):
     return infer, train
 
 
+def slstm_fns(steps, impl):
+    """An sLSTM (`keras_rnnx`) or an LSTM of the same width (`lstm`)."""
+    import keras
+    import numpy as np
+
+    import keras_rnnx
+
+    batch, features, units = SCAN_SHAPE
+    inputs = keras.Input((steps, features), batch_size=batch)
+    layer = keras_rnnx.sLSTM(units) if impl == "keras_rnnx" else keras_rnnx.LSTM(units)
+    model = _model(inputs, layer)
+    rng = np.random.RandomState(0)
+    x = rng.randn(batch, steps, features).astype("float32")
+    y = rng.randn(*model.output_shape).astype("float32")
+    infer, train = _compiled(model)
+    return (lambda: infer(x, y)), (lambda: train(x, y))
+
+
 def peak_memory(layer, steps):
     """MB by which two chunkwise train steps of `layer` at `steps` raise the
     resident memory of a process of their own, from its peak reset after the
@@ -216,6 +240,28 @@ def rows(backend, layers, quick, medians_ms):
                 }
                 row |= {"masked": False, "mode": mode}
                 yield row | medians_ms({i: f[index] for i, f in fns.items()}, repeats)
+    if "GatedDeltaNet-op" in layers:
+        import delta
+
+        batch, heads, size = MATRIX_SHAPE
+        for steps in MATRIX_STEPS[:2] if quick else MATRIX_STEPS:
+            impls = ("keras_rnnx", "keras_rnnx_masked")
+            impls += ("keras_hub", "fori_loop") if steps <= delta.HUB_STEPS else ()
+            shape = [batch, steps, heads, size]
+            fns = {impl: delta.op_fns(shape, impl) for impl in impls}
+            for mode, index in (("infer", 0), ("train", 1)):
+                row = {"backend": backend, "layer": "GatedDeltaNet-op", "shape": shape}
+                row |= {"masked": False, "mode": mode}
+                n = repeats if steps <= 1024 else 1
+                yield row | medians_ms({i: f[index] for i, f in fns.items()}, n)
+    if "sLSTM" in layers:
+        batch, features, units = SCAN_SHAPE
+        for steps in SLSTM_STEPS[:1] if quick else SLSTM_STEPS:
+            fns = {impl: slstm_fns(steps, impl) for impl in ("keras_rnnx", "lstm")}
+            for mode, index in (("infer", 0), ("train", 1)):
+                row = {"backend": backend, "layer": "sLSTM", "shape": [batch, steps, features]}
+                row |= {"masked": False, "mode": mode, "units": units}
+                yield row | medians_ms({i: f[index] for i, f in fns.items()}, repeats)
 
 
 def format_row(row):
@@ -227,6 +273,16 @@ def format_row(row):
             f"{head} rnnx {row['keras_rnnx']:9.1f}  keras {row['keras.layers']:9.1f}"
             f"  /keras {ratio:5.2f}"
         )
+    if row["layer"] == "GatedDeltaNet-op":
+        ours = row["keras_rnnx"]
+        parts = [f"rnnx {ours:9.1f}  masked {row['keras_rnnx_masked']:9.1f}"]
+        for impl in ("keras_hub", "fori_loop"):
+            if impl in row:
+                parts.append(f"{impl} {row[impl]:9.1f} ({row[impl] / ours:5.1f}x)")
+        return f"{head} " + "  ".join(parts)
+    if row["layer"] == "sLSTM":
+        ratio = row["keras_rnnx"] / row["lstm"]
+        return f"{head} slstm {row['keras_rnnx']:9.1f}  lstm {row['lstm']:9.1f}  /lstm {ratio:5.2f}"
     if "mlstm_kernels" in row:
         ratio = row["keras_rnnx"] / row["mlstm_kernels"]
         return (
@@ -259,7 +315,8 @@ def plot(rows, path, layers=SCAN_LAYERS):
     kernel = "chunkwise" if layers == MATRIX_LAYERS else "parallel scan"
     names = {"keras_rnnx": kernel, "loop": "step loop", "lstm": "LSTM (fused)"}
     for ax, backend in zip(axes, backends):
-        for layer, color in zip(layers, ("tab:blue", "tab:orange", "tab:green")):
+        colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
+        for layer, color in zip(layers, colors):
             mine = [r for r in rows if r["backend"] == backend and r["layer"] == layer]
             mine = [r for r in mine if r["mode"] == "train"]
             for impl, style in styles.items():

@@ -122,8 +122,8 @@ def _delta_rule(query, key, value, beta, log_decay, state, mask, reset, restart,
     G = F - segments.base(F - g)  # log decay since each step's segment began
 
     solve = _inverse(k, b, F, segments.index)
-    u = ops.matmul(solve, b * v)  # Ũ
-    w = ops.matmul(solve, b * ops.exp(G) * k)  # W
+    u = _bmm(solve, b * v)  # Ũ
+    w = _bmm(solve, b * ops.exp(G) * k)  # W
     # The chunk's writes decayed to its end; only the last segment's count.
     weight = ops.exp(F[..., -1:, :] - F)
     if segments.reset is not None:
@@ -133,26 +133,30 @@ def _delta_rule(query, key, value, beta, log_decay, state, mask, reset, restart,
     carried = ops.exp(G[..., -1:, :]) * ops.eye(key_dim, dtype=k.dtype)  # γ_L I
     restart_w = restart_s = None
     if segments.opened is None:
-        a = carried - ops.matmul(k_end, w)
+        a = carried - _bmm(k_end, w)
     else:
         opened = broadcast_flags(segments.opened, w)
         ended_opened = broadcast_flags(segments.opened[..., -1], carried)
         w, restart_w = ops.where(opened, w, 0.0), ops.where(opened, 0.0, w)
-        a = ops.where(ended_opened, carried, 0.0) - ops.matmul(k_end, w)
+        a = ops.where(ended_opened, carried, 0.0) - _bmm(k_end, w)
         restart_s = ops.expand_dims(restart, 2)
-    b_ = ops.matmul(k_end, u)
+    b_ = _bmm(k_end, u)
     if restart_w is not None:
-        restarted = ops.where(ended_opened, 0.0, carried) - ops.matmul(k_end, restart_w)
+        restarted = ops.where(ended_opened, 0.0, carried) - _bmm(k_end, restart_w)
         b_ = b_ + ops.matmul(restarted, restart_s)
     s_in, final = by_chunk(_MATRIX, a, b_, state)
 
-    u = u - ops.matmul(w, s_in)
+    u = u - _bmm(w, s_in)
     if restart_w is not None:
         u = u - ops.matmul(restart_w, restart_s)
-    scores = ops.matmul(q, ops.swapaxes(k, -1, -2)) * decay_per_head(F)
+    scores = _bmm(q, ops.swapaxes(k, -1, -2)) * decay_per_head(F)
     if segments.reset is not None:
         scores = ops.where(segments.same, scores, 0.0)
-    o = ops.matmul(scores, u) + read_states(q * ops.exp(G), s_in, segments, restart)
+    if restart is None:
+        carried_read = _bmm(q * ops.exp(G), s_in)
+    else:
+        carried_read = read_states(q * ops.exp(G), s_in, segments, restart)
+    o = _bmm(scores, u) + carried_read
     return ops.cast(layout.merge(o), dtype), ops.cast(final, dtype)
 
 
@@ -203,6 +207,16 @@ def _inverse(k: Tensor, b: Tensor, F: Tensor, index: Tensor | None) -> Tensor:
         half *= 2
     solve = ops.reshape(solve, (-1, *lead[1:], size, size))
     return solve if size == length else solve[..., :length, :length]
+
+
+def _bmm(x: Tensor, y: Tensor) -> Tensor:
+    """`x @ y` for `(batch, heads, chunks, ...)` matrices, as one batch of
+    matrices: torch's matmul copies operands of more than three axes that
+    are transposed views (a tenth of a chunked call); its bmm reads them in
+    place."""
+    lead = tuple(x.shape[1:-2])
+    product = ops.matmul(ops.reshape(x, (-1, *x.shape[-2:])), ops.reshape(y, (-1, *y.shape[-2:])))
+    return ops.reshape(product, (-1, *lead, *product.shape[-2:]))
 
 
 def _product(x: Tensor, y: Tensor) -> Tensor:
