@@ -112,10 +112,10 @@ def op_fns(shape, impl):
             return keras_rnnx.ops.gated_delta_rule(*t, mask=padding, use_qk_l2norm=True)[0]
 
     elif impl == "keras_hub":
-        rule = _keras_hub_module()._chunk_gated_delta_rule
+        hub = _keras_hub_module()._chunk_gated_delta_rule
 
-        def rule(*t, _rule=rule):
-            return _rule(*t)[0]
+        def rule(*t):
+            return hub(*t)[0]
 
     else:
         rule = _step_rule

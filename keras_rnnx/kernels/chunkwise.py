@@ -25,6 +25,9 @@ nothing and writes nothing (log decay 0, no key or an input gate of
 with a reset reads the restart states instead of the state before the chunk;
 the held outputs are `sequence.held_outputs`. Any length runs: the last chunk
 is filled with masked steps.
+
+The kernel here also runs a `DeltaRuleCell`, whose state is corrected rather
+than added to: its chunk algebra is `kernels/delta_rule.py`'s.
 """
 
 from __future__ import annotations

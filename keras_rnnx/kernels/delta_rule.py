@@ -24,7 +24,7 @@ read of `S_0`, and the state after it is linear in `S_0`:
     S_L = (γ_L I - K̂ᵀ W) S_0 + K̂ᵀ Ũ,          K̂_j = (γ_L / γ_j) k_j
 
 so the states between chunks are a recurrence of `key_dim x key_dim`
-matrices over `T / L` chunks, which `sequence.Recurrence` runs.
+matrices over `T / L` chunks, run one chunk after another (`_states_before`).
 
 `T` is the inverse of a unit lower triangular matrix, computed exactly by
 blocks (`_inverse`): the inverses of halves of a block give the block's,
@@ -52,16 +52,12 @@ from keras_rnnx.kernels.chunks import (
     SMALL_HALF,
     Chunks,
     Segments,
-    by_chunk,
     decay_per_head,
     read_states,
 )
-from keras_rnnx.kernels.sequence import Recurrence, broadcast_flags
+from keras_rnnx.kernels.sequence import broadcast_flags
 from keras_rnnx.kernels.traits import traits
 from keras_rnnx.types import Tensor
-
-# The states between chunks: `S_out = A S_in + B`, `A` a matrix.
-_MATRIX = Recurrence(lambda a, h, b: ops.matmul(a, h) + b, lambda a1, a2: ops.matmul(a2, a1))
 
 
 def delta_rule(
@@ -144,7 +140,7 @@ def _delta_rule(query, key, value, beta, log_decay, state, mask, reset, restart,
     if restart_w is not None:
         restarted = ops.where(ended_opened, 0.0, carried) - _bmm(k_end, restart_w)
         b_ = b_ + ops.matmul(restarted, restart_s)
-    s_in, final = by_chunk(_MATRIX, a, b_, state)
+    s_in, final = _states_before(a, b_, state)
 
     u = u - _bmm(w, s_in)
     if restart_w is not None:
@@ -158,6 +154,27 @@ def _delta_rule(query, key, value, beta, log_decay, state, mask, reset, restart,
         carried_read = read_states(q * ops.exp(G), s_in, segments, restart)
     o = _bmm(scores, u) + carried_read
     return ops.cast(layout.merge(o), dtype), ops.cast(final, dtype)
+
+
+def _states_before(a: Tensor, b: Tensor, s0: Tensor) -> tuple[Tensor, Tensor]:
+    """The state before each chunk (axis 2 of `(batch, heads, chunks, ...)`)
+    and after the last, `S_out = a S_in + b`, one chunk after another: one
+    matmul a chunk (a scan of pairs would compose the `key_dim x key_dim`
+    matrices, `key_dim` times the work; bench.py `--layers delta`). By
+    `ops.scan` where it compiles to one loop (JAX's), else by a Python loop
+    over the `T / L` chunks."""
+    if traits().compiled_scan:
+
+        def step(s, pair):
+            return ops.matmul(pair[0], s) + pair[1], s
+
+        last, before = ops.scan(step, s0, (ops.moveaxis(a, 2, 0), ops.moveaxis(b, 2, 0)))
+        return ops.moveaxis(before, 0, 2), last
+    s, before = s0, []
+    for a_chunk, b_chunk in zip(ops.unstack(a, axis=2), ops.unstack(b, axis=2)):
+        before.append(s)
+        s = ops.matmul(a_chunk, s) + b_chunk
+    return ops.stack(before, axis=2), s
 
 
 def _inverse(k: Tensor, b: Tensor, F: Tensor, index: Tensor | None) -> Tensor:

@@ -24,6 +24,10 @@ class Traits:
         associative_scan: `ops.associative_scan` is the parallel scan to run
             (JAX's `lax.associative_scan`, log-depth, which XLA compiles
             well); elsewhere the scan runs chunks of steps in `keras.ops`.
+        compiled_scan: `ops.scan` compiles to one loop whose gradient is one
+            loop too (JAX's `lax.scan`); elsewhere a short sequential loop
+            runs in Python (torch's scan makes its buffers on the default
+            device, TensorFlow's loses ranks in a traced train step).
         loop_beats_scan: `() -> reason or None`: why the step loop is faster
             than the parallel scan on the current device.
         loop_beats_chunks: `(what) -> reason or None`: why the step loop
@@ -48,6 +52,7 @@ class Traits:
     """
 
     associative_scan: bool = False
+    compiled_scan: bool = False
     loop_beats_scan: Callable[[], str | None] = _never
     loop_beats_chunks: Callable[[str], str | None] = _never
     traces_unroll: bool = False

@@ -1,5 +1,6 @@
 """The sLSTM against a NumPy transcription of xLSTM's step (eq. 8-17 with the
-stabiliser of its code), its initialisation, and its resets."""
+stabiliser of its code), its initialisation and its resets; sLSTM and RG-LRU
+in `Bidirectional` and stacks."""
 
 from __future__ import annotations
 
@@ -71,6 +72,27 @@ def test_a_reset_starts_the_row_again():
     y = to_numpy(layer(x, reset=reset))
     fresh = to_numpy(layer(x[:, 12:]))
     assert_all_close([y[0, 12:], y[1]], [fresh[0], to_numpy(layer(x))[1]], "reset", 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize("make", [keras_rnnx.sLSTM, keras_rnnx.RGLRU])
+def test_bidirectional_and_stacked_are_the_layers_both_ways(make):
+    x = _inputs(4)
+    forward = make(UNITS, heads=HEADS, return_sequences=True)
+    backward = make(UNITS, heads=HEADS, return_sequences=True, go_backwards=True)
+    both = keras_rnnx.Bidirectional(make(UNITS, heads=HEADS, return_sequences=True))
+    for layer in (forward, backward, both):
+        layer(x)
+    rng = np.random.RandomState(5)
+    weights = [0.5 * rng.randn(*w.shape).astype("float32") for w in forward.get_weights()]
+    forward.set_weights(weights)
+    backward.set_weights(weights)
+    both.set_weights(weights + weights)
+    want = np.concatenate([to_numpy(forward(x)), to_numpy(backward(x))[:, ::-1]], axis=-1)
+    assert_all_close([to_numpy(both(x))], [want], "Bidirectional", 1e-5, 1e-5)
+    stacked = keras_rnnx.RNN(
+        [keras_rnnx.sLSTMCell(UNITS, heads=HEADS), keras_rnnx.RGLRUCell(UNITS, heads=HEADS)]
+    )
+    assert tuple(stacked(x).shape) == (2, UNITS)
 
 
 @pytest.mark.parametrize(

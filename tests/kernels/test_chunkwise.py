@@ -131,11 +131,10 @@ def test_a_strong_decay_per_key_stays_exact():
     assert_all_close([to_numpy(fast(x))], [to_numpy(reference(x))], "outputs", TOLERANCE, TOLERANCE)
 
 
-def test_stacked_and_bidirectional_layers_run_the_kernel_both_ways():
+@pytest.mark.parametrize("layer", ["GLA", "GatedDeltaNet"])
+def test_stacked_and_bidirectional_layers_run_the_kernel_both_ways(layer):
     def make(**kw):
-        return keras_rnnx.Bidirectional(
-            keras_rnnx.GLA(2, 4, chunk_size=4, return_sequences=True, **kw)
-        )
+        return keras_rnnx.Bidirectional(MAKERS[layer](chunk_size=4, return_sequences=True, **kw))
 
     fast, reference = _pair(make)
     assert_matches_reference(fast, reference, sequences(), TOLERANCE, **mask_kwargs("left"))

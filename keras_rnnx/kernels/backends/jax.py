@@ -182,6 +182,7 @@ register_traits(
     "jax",
     Traits(
         associative_scan=True,
+        compiled_scan=True,
         loop_beats_scan=_loop_beats_scan,
         loop_beats_chunks=_loop_beats_chunks,
         compile=jax.jit,
