@@ -253,7 +253,8 @@ def rows(backend, layers, quick, medians_ms):
                 row = {"backend": backend, "layer": "GatedDeltaNet-op", "shape": shape}
                 row |= {"masked": False, "mode": mode}
                 n = repeats if steps <= 1024 else 1
-                yield row | medians_ms({i: f[index] for i, f in fns.items()}, n)
+                timed = {i: f[index] for i, f in fns.items() if f[index] is not None}
+                yield row | medians_ms(timed, n)
     if "sLSTM" in layers:
         batch, features, units = SCAN_SHAPE
         for steps in SLSTM_STEPS[:1] if quick else SLSTM_STEPS:
