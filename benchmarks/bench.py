@@ -101,7 +101,7 @@ def _keras_fns(lib, layer, shape, masked, x, y):
     return (lambda: model.predict_on_batch(x)), (lambda: model.train_on_batch(x, y))
 
 
-def run_backend(quick, layers=LAYERS):
+def run_backend(quick, layers=LAYERS, steps=None):
     import keras
 
     import keras_rnnx
@@ -110,7 +110,7 @@ def run_backend(quick, layers=LAYERS):
     repeats = 3 if quick else 7
     shapes = SHAPES[:1] if quick else SHAPES
     rows = []
-    for row in beyond.rows(backend, layers, quick, _medians_ms):
+    for row in beyond.rows(backend, layers, quick, _medians_ms, steps):
         rows.append(row)
         print(beyond.format_row(row), flush=True)
     for shape in shapes:
@@ -235,6 +235,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="first shape, 3 repeats")
     parser.add_argument("--json", help="write the rows here")
     parser.add_argument("--layers", default=",".join(LAYERS), help="comma-separated")
+    parser.add_argument(
+        "--steps", help="comma-separated lengths: only these rows of the layers beyond Keras's"
+    )
     parser.add_argument("--plot", help="write a PNG of the speed-ups over keras.layers here")
     parser.add_argument("--plot-scan", help="write a PNG of the parallel-scan rows here")
     parser.add_argument("--plot-chunk", help="write a PNG of the chunkwise rows here")
@@ -261,9 +264,11 @@ def main():
     print(HEADER, flush=True)
     if len(backends) == 1:
         os.environ["KERAS_BACKEND"] = backends[0]
-        rows = run_backend(args.quick, args.layers.split(","))
+        steps = [int(t) for t in args.steps.split(",")] if args.steps else None
+        rows = run_backend(args.quick, args.layers.split(","), steps)
     else:
         options = ["--layers", args.layers] + (["--quick"] if args.quick else [])
+        options += ["--steps", args.steps] if args.steps else []
         rows = in_subprocesses(__file__, backends, options, _format)
     write_json(rows, args.json)
     classic = [r for r in rows if r["layer"] not in beyond.LAYERS]

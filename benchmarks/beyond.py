@@ -197,8 +197,16 @@ def peak_memory(layer, steps):
     return round(float(out.stdout.split()[-1]))
 
 
-def rows(backend, layers, quick, medians_ms):
-    """The rows of `layers` (any of `LAYERS`) on the current backend, one at a time."""
+def rows(backend, layers, quick, medians_ms, steps=None):
+    """The rows of `layers` (any of `LAYERS`) on the current backend, one at a
+    time: at `steps` (lengths) where given, else each family's lengths (the
+    first two with `quick`)."""
+
+    def lengths_of(lengths, short=2):
+        if steps:
+            return [t for t in lengths if t in steps]
+        return lengths[:short] if quick else lengths
+
     import keras
 
     import keras_rnnx
@@ -216,27 +224,27 @@ def rows(backend, layers, quick, medians_ms):
     )
     for names, (batch, *sizes), lengths, fns_of in families:
         for layer in (name for name in names if name in layers):
-            for steps in lengths[:2] if quick else lengths:
-                impls = ("keras_rnnx", "lstm") + (("loop",) if steps <= LOOP_STEPS else ())
-                fns = {impl: fns_of(layer, steps, impl) for impl in impls}
+            for length in lengths_of(lengths):
+                impls = ("keras_rnnx", "lstm") + (("loop",) if length <= LOOP_STEPS else ())
+                fns = {impl: fns_of(layer, length, impl) for impl in impls}
                 for mode, index in (("infer", 0), ("train", 1)):
-                    row = {"backend": backend, "layer": layer, "shape": [batch, steps, *sizes]}
+                    row = {"backend": backend, "layer": layer, "shape": [batch, length, *sizes]}
                     row |= {"masked": False, "mode": mode}
                     # One timing at the longest lengths: a row of 5 takes minutes.
-                    n = repeats if steps <= 1024 else 1
+                    n = repeats if length <= 1024 else 1
                     row |= medians_ms({i: f[index] for i, f in fns.items()}, n)
                     if mode == "train" and layer in MATRIX_LAYERS:
-                        row["peak_mb"] = peak_memory(layer, steps)
+                        row["peak_mb"] = peak_memory(layer, length)
                     yield row
     if "mLSTM-op" in layers and backend == "torch":
-        for steps in MATRIX_STEPS[:2] if quick else MATRIX_STEPS:
-            fns = {impl: mlstm_op_fns(steps, impl) for impl in ("keras_rnnx", "mlstm_kernels")}
+        for length in lengths_of(MATRIX_STEPS):
+            fns = {impl: mlstm_op_fns(length, impl) for impl in ("keras_rnnx", "mlstm_kernels")}
             for mode, index in (("infer", 0), ("train", 1)):
                 batch, heads, size = MATRIX_SHAPE
                 row = {
                     "backend": backend,
                     "layer": "mLSTM-op",
-                    "shape": [batch, steps, heads, size],
+                    "shape": [batch, length, heads, size],
                 }
                 row |= {"masked": False, "mode": mode}
                 yield row | medians_ms({i: f[index] for i, f in fns.items()}, repeats)
@@ -244,23 +252,23 @@ def rows(backend, layers, quick, medians_ms):
         import delta
 
         batch, heads, size = MATRIX_SHAPE
-        for steps in MATRIX_STEPS[:2] if quick else MATRIX_STEPS:
+        for length in lengths_of(MATRIX_STEPS):
             impls = ("keras_rnnx", "keras_rnnx_masked")
-            impls += ("keras_hub", "fori_loop") if steps <= delta.HUB_STEPS else ()
-            shape = [batch, steps, heads, size]
+            impls += ("keras_hub", "fori_loop") if length <= delta.HUB_STEPS else ()
+            shape = [batch, length, heads, size]
             fns = {impl: delta.op_fns(shape, impl) for impl in impls}
             for mode, index in (("infer", 0), ("train", 1)):
                 row = {"backend": backend, "layer": "GatedDeltaNet-op", "shape": shape}
                 row |= {"masked": False, "mode": mode}
-                n = repeats if steps <= 1024 else 1
+                n = repeats if length <= 1024 else 1
                 timed = {i: f[index] for i, f in fns.items() if f[index] is not None}
                 yield row | medians_ms(timed, n)
     if "sLSTM" in layers:
         batch, features, units = SCAN_SHAPE
-        for steps in SLSTM_STEPS[:1] if quick else SLSTM_STEPS:
-            fns = {impl: slstm_fns(steps, impl) for impl in ("keras_rnnx", "lstm")}
+        for length in lengths_of(SLSTM_STEPS, short=1):
+            fns = {impl: slstm_fns(length, impl) for impl in ("keras_rnnx", "lstm")}
             for mode, index in (("infer", 0), ("train", 1)):
-                row = {"backend": backend, "layer": "sLSTM", "shape": [batch, steps, features]}
+                row = {"backend": backend, "layer": "sLSTM", "shape": [batch, length, features]}
                 row |= {"masked": False, "mode": mode, "units": units}
                 yield row | medians_ms({i: f[index] for i, f in fns.items()}, repeats)
 

@@ -1,6 +1,6 @@
 """The sLSTM against a NumPy transcription of xLSTM's step (eq. 8-17 with the
 stabiliser of its code), its initialisation and its resets; sLSTM and RG-LRU
-in `Bidirectional` and stacks."""
+in `Bidirectional`, stacks and stateful use."""
 
 from __future__ import annotations
 
@@ -93,6 +93,21 @@ def test_bidirectional_and_stacked_are_the_layers_both_ways(make):
         [keras_rnnx.sLSTMCell(UNITS, heads=HEADS), keras_rnnx.RGLRUCell(UNITS, heads=HEADS)]
     )
     assert tuple(stacked(x).shape) == (2, UNITS)
+
+
+@pytest.mark.parametrize("make", [keras_rnnx.sLSTM, keras_rnnx.RGLRU])
+def test_stateful_halves_equal_the_whole_sequence(make):
+    x = _inputs(6, steps=10)
+    whole = make(UNITS, heads=HEADS, return_sequences=True)
+    halves = make(UNITS, heads=HEADS, return_sequences=True, stateful=True)
+    whole(x)
+    rng = np.random.RandomState(7)
+    whole.set_weights([0.5 * rng.randn(*w.shape).astype("float32") for w in whole.get_weights()])
+    halves(x[:, :5])
+    halves.set_weights(whole.get_weights())
+    halves.reset_state()
+    got = np.concatenate([to_numpy(halves(x[:, :5])), to_numpy(halves(x[:, 5:]))], axis=1)
+    assert_all_close([got], [to_numpy(whole(x))], "stateful halves", 1e-5, 1e-5)
 
 
 @pytest.mark.parametrize(

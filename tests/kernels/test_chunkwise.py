@@ -142,10 +142,11 @@ def test_stacked_and_bidirectional_layers_run_the_kernel_both_ways(layer):
     assert keras_rnnx.explain(fast.backward_layer).kernel_name == "chunkwise"
 
 
-def test_stateful_halves_equal_the_whole_sequence():
+@pytest.mark.parametrize("layer", ["mLSTM", "GatedDeltaNet"])
+def test_stateful_halves_equal_the_whole_sequence(layer):
     x = sequences(shape=(BATCH, 8, FEATURES))
-    whole = keras_rnnx.mLSTM(2, 4, return_sequences=True)
-    halves = keras_rnnx.mLSTM(2, 4, return_sequences=True, stateful=True)
+    whole = MAKERS[layer](return_sequences=True)
+    halves = MAKERS[layer](return_sequences=True, stateful=True)
     whole(x)
     _random_weights(whole)
     expected = to_numpy(whole(x))
