@@ -20,15 +20,17 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-import keras
 from keras import ops
 
 from keras_rnnx.cells.matrix import (
     MatrixRecurrentCell,
     _read,
+    build_decay,
     build_gated_norm,
+    build_query_key_value,
+    dt_range,
     gated_norm,
-    split_heads,
+    query_key_value,
 )
 from keras_rnnx.cells.registry import register_cell
 from keras_rnnx.types import Structure, Tensor
@@ -209,11 +211,7 @@ class DeltaNetCell(DeltaRuleCell):
 
     def build(self, input_shape: Structure) -> None:
         features, heads = input_shape[-1], self.heads
-        self.kernel = self.add_weight(
-            shape=(features, heads * (2 * self.key_dim + self.value_dim)),
-            name="kernel",
-            initializer=self.kernel_initializer,
-        )
+        build_query_key_value(self, features)
         self.beta_kernel = self.add_weight(
             shape=(features, heads), name="beta_kernel", initializer=self.kernel_initializer
         )
@@ -221,13 +219,10 @@ class DeltaNetCell(DeltaRuleCell):
         build_gated_norm(self, features)
 
     def gates(self, inputs: Structure) -> DeltaGates:  # type: ignore[override]
-        heads, key_dim = self.heads, self.key_dim
-        z = ops.silu(ops.matmul(inputs, self.kernel))
-        q, k, v = ops.split(z, [heads * key_dim, 2 * heads * key_dim], axis=-1)
-        q = l2_normalize(split_heads(q, heads)) * (1 / math.sqrt(key_dim))
-        k = l2_normalize(split_heads(k, heads))
+        q, k, v = query_key_value(self, ops.silu(ops.matmul(inputs, self.kernel)))
+        q = l2_normalize(q) * (1 / math.sqrt(self.key_dim))
         beta = ops.sigmoid(ops.matmul(inputs, self.beta_kernel) + self.beta_bias)
-        return DeltaGates(q, k, split_heads(v, heads), ops.expand_dims(beta, -1))
+        return DeltaGates(q, l2_normalize(k), v, ops.expand_dims(beta, -1))
 
     def readout(self, o: Tensor, inputs: Structure) -> Tensor:
         return gated_norm(self, o, inputs, ops.silu)
@@ -304,14 +299,7 @@ class GatedDeltaNetCell(DeltaNetCell):
             kernel_initializer=kernel_initializer,
             **kwargs,
         )
-        numbers = (dt_min, dt_max)
-        if not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers
-        ) or not (0 < dt_min < dt_max):
-            raise ValueError(
-                f"Expected 0 < `dt_min` < `dt_max`. Received: dt_min={dt_min!r}, dt_max={dt_max!r}"
-            )
-        self.dt_min, self.dt_max = float(dt_min), float(dt_max)
+        self.dt_min, self.dt_max = dt_range(dt_min, dt_max)
 
     def build(self, input_shape: Structure) -> None:
         super().build(input_shape)
@@ -319,17 +307,7 @@ class GatedDeltaNetCell(DeltaNetCell):
         self.decay_kernel = self.add_weight(
             shape=(features, heads), name="decay_kernel", initializer=self.kernel_initializer
         )
-        low, high = math.log(self.dt_min), math.log(self.dt_max)
-
-        def dt_bias_init(shape, dtype=None):
-            dt = ops.exp(keras.random.uniform(shape, low, high, dtype=dtype))
-            return dt + ops.log(-ops.expm1(-dt))  # softplus⁻¹(dt)
-
-        def a_log_init(shape, dtype=None):
-            return ops.log(keras.random.uniform(shape, 1e-4, 16.0, dtype=dtype))
-
-        self.dt_bias = self.add_weight(shape=(heads,), name="dt_bias", initializer=dt_bias_init)
-        self.A_log = self.add_weight(shape=(heads,), name="A_log", initializer=a_log_init)
+        build_decay(self, a_min=1e-4)  # fla's A: uniform in (0, 16)
 
     def gates(self, inputs: Structure) -> DeltaGates:  # type: ignore[override]
         q, k, v, beta, _ = super().gates(inputs)

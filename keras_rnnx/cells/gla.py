@@ -13,7 +13,9 @@ from keras_rnnx.cells.matrix import (
     MatrixRecurrentCell,
     _positive_int,
     build_gated_norm,
+    build_query_key_value,
     gated_norm,
+    query_key_value,
     split_heads,
 )
 from keras_rnnx.cells.registry import register_cell
@@ -108,11 +110,7 @@ class GLACell(MatrixRecurrentCell):
 
     def build(self, input_shape: Structure) -> None:
         features, heads = input_shape[-1], self.heads
-        self.kernel = self.add_weight(
-            shape=(features, heads * (2 * self.key_dim + self.value_dim)),
-            name="kernel",
-            initializer=self.kernel_initializer,
-        )
+        build_query_key_value(self, features)
         self.gate_kernel = self.add_weight(
             shape=(features, self.gate_rank),
             name="gate_kernel",
@@ -129,15 +127,11 @@ class GLACell(MatrixRecurrentCell):
         build_gated_norm(self, features)
 
     def gates(self, inputs: Structure) -> MatrixGates:
-        heads, key_dim = self.heads, self.key_dim
-        z = ops.matmul(inputs, self.kernel)
-        q, k, v = ops.split(z, [heads * key_dim, 2 * heads * key_dim], axis=-1)
+        q, k, v = query_key_value(self, ops.matmul(inputs, self.kernel))
         gate = ops.matmul(ops.matmul(inputs, self.gate_kernel), self.gate_projection)
         log_decay = ops.log_sigmoid(gate + self.gate_bias) / self.gate_normalizer
-        q = split_heads(q, heads) * (1 / math.sqrt(key_dim))
-        return MatrixGates(
-            q, split_heads(k, heads), split_heads(v, heads), split_heads(log_decay, heads)
-        )
+        q = q * (1 / math.sqrt(self.key_dim))
+        return MatrixGates(q, k, v, split_heads(log_decay, self.heads))
 
     def readout(self, o: Tensor, inputs: Structure) -> Tensor:
         return gated_norm(self, o, inputs, ops.silu)

@@ -4,16 +4,16 @@ Duality")."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import keras
 from keras import ops
 
 from keras_rnnx.cells.matrix import (
     MatrixGates,
     MatrixRecurrentCell,
     _positive_int,
+    build_decay,
+    dt_range,
     merge_heads,
     rms_norm,
     split_heads,
@@ -83,14 +83,7 @@ class Mamba2Cell(MatrixRecurrentCell):
         **kwargs: Any,
     ):
         super().__init__(heads, _positive_int("state_dim", state_dim), head_dim, **kwargs)
-        numbers = (dt_min, dt_max)
-        if not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers
-        ) or not (0 < dt_min < dt_max):
-            raise ValueError(
-                f"Expected 0 < `dt_min` < `dt_max`. Received: dt_min={dt_min!r}, dt_max={dt_max!r}"
-            )
-        self.dt_min, self.dt_max = float(dt_min), float(dt_max)
+        self.dt_min, self.dt_max = dt_range(dt_min, dt_max)
         self.gate = bool(gate)
         self._set_option("kernel_initializer", kernel_initializer)
 
@@ -110,17 +103,7 @@ class Mamba2Cell(MatrixRecurrentCell):
             name="kernel",
             initializer=self.kernel_initializer,
         )
-        low, high = math.log(self.dt_min), math.log(self.dt_max)
-
-        def dt_bias_init(shape, dtype=None):
-            dt = ops.exp(keras.random.uniform(shape, low, high, dtype=dtype))
-            return dt + ops.log(-ops.expm1(-dt))  # softplus⁻¹(dt)
-
-        def a_log_init(shape, dtype=None):
-            return ops.log(keras.random.uniform(shape, 1.0, 16.0, dtype=dtype))
-
-        self.dt_bias = self.add_weight(shape=(heads,), name="dt_bias", initializer=dt_bias_init)
-        self.A_log = self.add_weight(shape=(heads,), name="A_log", initializer=a_log_init)
+        build_decay(self, a_min=1.0)
         self.D = self.add_weight(shape=(heads,), name="D", initializer="ones")
         if self.gate:
             self.gate_kernel = self.add_weight(

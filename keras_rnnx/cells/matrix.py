@@ -24,6 +24,7 @@ so these cells also run in any loop, stream and carry state like other cells.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import keras
@@ -77,6 +78,63 @@ def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"Expected `{name}` to be a positive integer. Received: {name}={value!r}")
     return value
+
+
+def heads_dividing(units: int, heads: Any) -> int:
+    """`heads`, checked: a positive int that divides `units`."""
+    if isinstance(heads, bool) or not isinstance(heads, int) or heads <= 0 or units % heads:
+        raise ValueError(
+            f"Expected `heads` to be a positive integer dividing `units` ({units}). "
+            f"Received: heads={heads!r}"
+        )
+    return heads
+
+
+def dt_range(dt_min: Any, dt_max: Any) -> tuple[float, float]:
+    """Mamba-2's initial range of `Δ` (Gated DeltaNet's too), checked."""
+    numbers = (dt_min, dt_max)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers) or not (
+        0 < dt_min < dt_max
+    ):
+        raise ValueError(
+            f"Expected 0 < `dt_min` < `dt_max`. Received: dt_min={dt_min!r}, dt_max={dt_max!r}"
+        )
+    return float(dt_min), float(dt_max)
+
+
+def build_decay(cell: Any, a_min: float) -> None:
+    """Mamba-2's decay weights on `cell` (one per head): `dt_bias`,
+    `softplus⁻¹` of a `Δ` log-uniform in `[cell.dt_min, cell.dt_max]`, and
+    `A_log`, the log of an `A` uniform in `[a_min, 16]`."""
+    low, high = math.log(cell.dt_min), math.log(cell.dt_max)
+
+    def dt_bias_init(shape, dtype=None):
+        dt = ops.exp(keras.random.uniform(shape, low, high, dtype=dtype))
+        return dt + ops.log(-ops.expm1(-dt))  # softplus⁻¹(dt)
+
+    def a_log_init(shape, dtype=None):
+        return ops.log(keras.random.uniform(shape, a_min, 16.0, dtype=dtype))
+
+    heads = cell.heads
+    cell.dt_bias = cell.add_weight(shape=(heads,), name="dt_bias", initializer=dt_bias_init)
+    cell.A_log = cell.add_weight(shape=(heads,), name="A_log", initializer=a_log_init)
+
+
+def build_query_key_value(cell: Any, features: int) -> None:
+    """`cell.kernel`, `[W_q | W_k | W_v]`: `(features, heads (2 key_dim +
+    value_dim))`."""
+    cell.kernel = cell.add_weight(
+        shape=(features, cell.heads * (2 * cell.key_dim + cell.value_dim)),
+        name="kernel",
+        initializer=cell.kernel_initializer,
+    )
+
+
+def query_key_value(cell: Any, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """`z = x [W_q | W_k | W_v]` split into `q`, `k`, `v`, each `(..., heads, dim)`."""
+    width = cell.heads * cell.key_dim
+    q, k, v = ops.split(z, [width, 2 * width], axis=-1)
+    return split_heads(q, cell.heads), split_heads(k, cell.heads), split_heads(v, cell.heads)
 
 
 def split_heads(x: Tensor, heads: int) -> Tensor:

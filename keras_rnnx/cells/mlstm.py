@@ -13,8 +13,9 @@ from keras_rnnx.cells.matrix import (
     MatrixGates,
     MatrixRecurrentCell,
     build_gated_norm,
+    build_query_key_value,
     gated_norm,
-    split_heads,
+    query_key_value,
 )
 from keras_rnnx.cells.registry import register_cell
 from keras_rnnx.types import Structure, Tensor
@@ -115,11 +116,7 @@ class mLSTMCell(MatrixRecurrentCell):  # noqa: N801  (the paper's name)
 
     def build(self, input_shape: Structure) -> None:
         features, heads = input_shape[-1], self.heads
-        self.kernel = self.add_weight(
-            shape=(features, heads * (2 * self.key_dim + self.value_dim)),
-            name="kernel",
-            initializer=self.kernel_initializer,
-        )
+        build_query_key_value(self, features)
         self.gate_kernel = self.add_weight(
             shape=(features, 2 * heads), name="gate_kernel", initializer="zeros"
         )
@@ -133,17 +130,13 @@ class mLSTMCell(MatrixRecurrentCell):  # noqa: N801  (the paper's name)
         build_gated_norm(self, features)
 
     def gates(self, inputs: Structure) -> MatrixGates:
-        heads, key_dim = self.heads, self.key_dim
-        q, k, v = ops.split(
-            ops.matmul(inputs, self.kernel), [heads * key_dim, 2 * heads * key_dim], axis=-1
-        )
+        q, k, v = query_key_value(self, ops.matmul(inputs, self.kernel))
         i, f = ops.split(ops.matmul(inputs, self.gate_kernel) + self.gate_bias, 2, axis=-1)
-        q = split_heads(q, heads) * (1 / math.sqrt(key_dim))
         log_decay = log_forget(f, self.forget_gate)
         return MatrixGates(
-            q,
-            split_heads(k, heads),
-            split_heads(v, heads),
+            q * (1 / math.sqrt(self.key_dim)),
+            k,
+            v,
             ops.expand_dims(log_decay, -1),
             ops.expand_dims(i, -1),
         )

@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 from keras_rnnx.cells.linear import LinearRecurrentCell
+from keras_rnnx.cells.matrix import heads_dividing
 from keras_rnnx.cells.registry import register_cell
 from keras_rnnx.types import Structure, Tensor
 
@@ -81,11 +82,7 @@ class RGLRUCell(LinearRecurrentCell):
         **kwargs: Any,
     ):
         super().__init__(units, **kwargs)
-        if isinstance(heads, bool) or not isinstance(heads, int) or heads <= 0 or units % heads:
-            raise ValueError(
-                f"Expected `heads` to be a positive integer dividing `units` ({units}). "
-                f"Received: heads={heads!r}"
-            )
+        heads = heads_dividing(units, heads)
         radii = (min_radius, max_radius)
         if not all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in radii) or not (
             0 < min_radius < max_radius < 1

@@ -11,6 +11,7 @@ import numpy as np
 from keras import ops
 
 from keras_rnnx.cells.base import Options, ZeroStates
+from keras_rnnx.cells.matrix import _positive_int, heads_dividing
 from keras_rnnx.cells.mlstm import FORGET_GATES, log_forget
 from keras_rnnx.cells.registry import register_cell
 from keras_rnnx.types import Config, Structure
@@ -84,15 +85,7 @@ class sLSTMCell(keras.layers.Layer, Options, ZeroStates):  # noqa: N801  (the pa
         recurrent_initializer: Any = "zeros",
         **kwargs: Any,
     ):
-        if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-            raise ValueError(
-                f"Expected `units` to be a positive integer. Received: units={units!r}"
-            )
-        if isinstance(heads, bool) or not isinstance(heads, int) or heads <= 0 or units % heads:
-            raise ValueError(
-                f"Expected `heads` to be a positive integer dividing `units` ({units}). "
-                f"Received: heads={heads!r}"
-            )
+        heads = heads_dividing(_positive_int("units", units), heads)
         if forget_gate not in FORGET_GATES:
             raise ValueError(
                 f"Expected `forget_gate` to be one of {FORGET_GATES}. "
